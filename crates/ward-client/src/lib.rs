@@ -1,0 +1,16 @@
+//! The IO around Ward's protocol core: the OS keychain, the SQLCipher history store, and opening a
+//! clinician's profile from the two.
+//!
+//! Both the desktop app and the headless CLI stand on this crate, so every rule about where secrets
+//! may live is enforced here once. Keys live only in the OS keychain ([`keychain`]); history lives
+//! only in an encrypted SQLCipher file ([`store`]); [`profile`] opens the two together and refuses,
+//! rather than guesses, whenever they disagree. This crate must never write a key to a file, fall
+//! back to an unencrypted store, or touch an existing history file it cannot open.
+
+pub mod keychain;
+pub mod profile;
+pub mod store;
+
+pub use keychain::{Keychain, KeychainError};
+pub use profile::{open_profile, OpenError, OpenedProfile, ProfileDir, ProfileId};
+pub use store::{Store, StoreError, StoreKey};

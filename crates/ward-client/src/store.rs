@@ -1,0 +1,344 @@
+//! The encrypted history store: one SQLCipher file per profile.
+//!
+//! The key is 32 random bytes passed as a raw key, so opening costs no KDF; it comes from the
+//! keychain and is never written anywhere else. Opening verifies the key and the file's page HMACs
+//! before it changes anything, so a wrong key or a damaged file leaves the file exactly as it was.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// Length in bytes of a store key.
+pub const STORE_KEY_LEN: usize = 32;
+
+/// The schema migrations, in order; the schema version of a store is the number it has applied.
+/// A released migration is never edited: a change to the schema is a new entry at the end.
+const MIGRATIONS: &[&str] = &[
+    // 1: settings that belong to this device and profile, such as the notification level.
+    "CREATE TABLE device_setting (
+        name  TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+    ) STRICT;",
+];
+
+/// The newest schema version this build understands.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// The raw SQLCipher key of one store. It is zeroized on drop and never printed.
+pub struct StoreKey(Box<[u8; STORE_KEY_LEN]>);
+
+impl StoreKey {
+    /// A fresh key from the operating system's random number generator.
+    pub fn generate() -> Result<Self, StoreError> {
+        let mut key = Box::new([0u8; STORE_KEY_LEN]);
+        getrandom::fill(key.as_mut_slice()).map_err(|_| StoreError::NoRandomness)?;
+        Ok(Self(key))
+    }
+
+    /// A key from the bytes kept in the keychain; `None` unless there are exactly 32 of them.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != STORE_KEY_LEN {
+            return None;
+        }
+        // Copied straight into its heap home, so no stray copy is left on the stack.
+        let mut key = Box::new([0u8; STORE_KEY_LEN]);
+        key.copy_from_slice(bytes);
+        Some(Self(key))
+    }
+
+    /// The key bytes, for handing to the keychain.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+
+    fn pragma(&self) -> Zeroizing<String> {
+        let hex = Zeroizing::new(hex::encode(self.0.as_slice()));
+        Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex.as_str()))
+    }
+}
+
+impl Drop for StoreKey {
+    fn drop(&mut self) {
+        self.0.as_mut_slice().zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for StoreKey {}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreKey(<redacted>)")
+    }
+}
+
+/// Why the store could not be created or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key does not decrypt the file: it is the wrong key, or the file is not a Ward store.
+    #[error("the key does not open this history file")]
+    KeyRejected,
+    /// SQLCipher's integrity check found pages whose authentication failed.
+    #[error("the history file is damaged ({damaged_pages} pages failed their integrity check)")]
+    Damaged {
+        /// How many problems the integrity check reported.
+        damaged_pages: usize,
+    },
+    /// The file was written by a newer version of Ward.
+    #[error(
+        "the history file has schema version {found}; this Ward understands up to {supported}"
+    )]
+    TooNew {
+        /// The schema version found in the file.
+        found: u32,
+        /// The newest schema version this build understands.
+        supported: u32,
+    },
+    /// Creating a store where a file already exists; Ward never overwrites history.
+    #[error("a history file already exists")]
+    AlreadyExists,
+    /// Opening a store whose file does not exist.
+    #[error("the history file does not exist")]
+    Missing,
+    /// SQLite refused to switch the file to write-ahead logging, which durability relies on.
+    #[error("the history file could not be switched to write-ahead logging")]
+    NoWriteAheadLog,
+    /// The operating system could not supply random bytes for a key.
+    #[error("the operating system's random number generator failed")]
+    NoRandomness,
+    /// SQLite or SQLCipher failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file system failed.
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An open, unlocked history store.
+pub struct Store {
+    conn: Connection,
+    cipher_version: String,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("cipher_version", &self.cipher_version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Creates a new store at `path`, which must not exist yet.
+    pub fn create(path: &Path, key: &StoreKey) -> Result<Self, StoreError> {
+        // create_new makes "never overwrite history" a property of the file system call itself.
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::AlreadyExists)
+            }
+            Err(err) => return Err(err.into()),
+        }
+        Self::open_existing(path, key)
+    }
+
+    /// Opens the existing store at `path` with `key`. A wrong key, a damaged file or a file from a
+    /// newer Ward is reported before anything is written to it.
+    pub fn open(path: &Path, key: &StoreKey) -> Result<Self, StoreError> {
+        if !path.try_exists()? {
+            return Err(StoreError::Missing);
+        }
+        Self::open_existing(path, key)
+    }
+
+    fn open_existing(path: &Path, key: &StoreKey) -> Result<Self, StoreError> {
+        // Without SQLITE_OPEN_CREATE, a file that vanished in between is an error, not a new store.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.execute_batch(key.pragma().as_str())?;
+
+        // The first read decrypts page 1; with a wrong key it fails before anything is written.
+        let schema_version: u32 = match conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+        {
+            Ok(version) => version,
+            Err(err) if is_not_a_database(&err) => return Err(StoreError::KeyRejected),
+            Err(err) => return Err(err.into()),
+        };
+        let mut check = conn.prepare("PRAGMA cipher_integrity_check")?;
+        let damaged_pages = check.query_map([], |_| Ok(()))?.count();
+        drop(check);
+        if damaged_pages > 0 {
+            return Err(StoreError::Damaged { damaged_pages });
+        }
+        if schema_version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found: schema_version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+
+        // Deleted rows are overwritten with zeros rather than left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        let journal: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !journal.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::NoWriteAheadLog);
+        }
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let cipher_version: String = conn
+            .query_row("PRAGMA cipher_version", [], |row| row.get(0))
+            .optional()?
+            .unwrap_or_default();
+
+        let mut store = Self {
+            conn,
+            cipher_version,
+        };
+        store.migrate(schema_version)?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, from: u32) -> Result<(), StoreError> {
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", index as u32 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The SQLCipher version linked into this build, such as "4.19.0 community".
+    pub fn cipher_version(&self) -> &str {
+        &self.cipher_version
+    }
+
+    /// The schema version of the open store.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?)
+    }
+
+    /// Saves a device setting.
+    pub fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO device_setting (name, value) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )?;
+        Ok(())
+    }
+
+    /// Reads a device setting.
+    pub fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM device_setting WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Removes a device setting. Returns whether it existed.
+    pub fn delete_setting(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM device_setting WHERE name = ?1", [name])?
+            > 0)
+    }
+}
+
+fn is_not_a_database(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::NotADatabase
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_a_key_is_redacted() {
+        let key = StoreKey::from_slice(&[0xAB; STORE_KEY_LEN]).unwrap();
+        assert_eq!(format!("{key:?}"), "StoreKey(<redacted>)");
+        assert_eq!(format!("{key:#?}"), "StoreKey(<redacted>)");
+    }
+
+    #[test]
+    fn keys_of_the_wrong_length_are_refused() {
+        assert!(StoreKey::from_slice(&[1; 31]).is_none());
+        assert!(StoreKey::from_slice(&[1; 33]).is_none());
+        assert!(StoreKey::from_slice(&[]).is_none());
+    }
+
+    #[test]
+    fn generated_keys_differ() {
+        let a = StoreKey::generate().unwrap();
+        let b = StoreKey::generate().unwrap();
+        assert_ne!(a.as_bytes(), b.as_bytes());
+        assert_eq!(a.as_bytes().len(), STORE_KEY_LEN);
+    }
+
+    #[test]
+    fn the_key_pragma_is_a_raw_key() {
+        let key = StoreKey::from_slice(&[0x0F; STORE_KEY_LEN]).unwrap();
+        let pragma = key.pragma();
+        assert_eq!(
+            pragma.as_str(),
+            format!("PRAGMA key = \"x'{}'\";", "0f".repeat(STORE_KEY_LEN))
+        );
+    }
+
+    #[test]
+    fn settings_round_trip_and_migrations_record_their_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ward.db");
+        let key = StoreKey::generate().unwrap();
+        let store = Store::create(&path, &key).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert!(store.cipher_version().contains("community"));
+        assert_eq!(store.setting("notifications").unwrap(), None);
+        store.set_setting("notifications", "generic").unwrap();
+        store.set_setting("notifications", "sender").unwrap();
+        assert_eq!(
+            store.setting("notifications").unwrap().as_deref(),
+            Some("sender")
+        );
+        assert!(store.delete_setting("notifications").unwrap());
+        assert!(!store.delete_setting("notifications").unwrap());
+    }
+
+    #[test]
+    fn create_never_overwrites_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ward.db");
+        std::fs::write(&path, b"someone else's bytes").unwrap();
+        let key = StoreKey::generate().unwrap();
+        assert!(matches!(
+            Store::create(&path, &key),
+            Err(StoreError::AlreadyExists)
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"someone else's bytes");
+    }
+
+    #[test]
+    fn open_does_not_create_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ward.db");
+        let key = StoreKey::generate().unwrap();
+        assert!(matches!(Store::open(&path, &key), Err(StoreError::Missing)));
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,12 @@
+//! Generates one `allow-<command>` permission per IPC command, so the capability file can grant
+//! each command by name and nothing by wildcard.
+
+fn main() {
+    let manifest = tauri_build::AppManifest::new().commands(&["app_status", "restart_app"]);
+    if let Err(err) = tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
+    {
+        // A build script reports failure by exiting non-zero with the reason on stderr.
+        eprintln!("tauri-build failed: {err:#}");
+        std::process::exit(1);
+    }
+}

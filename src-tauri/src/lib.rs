@@ -1,0 +1,137 @@
+//! Ward's desktop app: a thin Tauri shell over `ward-client`.
+//!
+//! It parses the launch options, opens the window, opens the clinician's profile off the main
+//! thread, and answers the UI through the typed commands in [`ipc`]. It holds no business logic
+//! and no secrets of its own: keys stay in `ward-client`'s types and the OS keychain.
+
+pub mod ipc;
+pub mod launch;
+
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use tauri::{Manager, WebviewUrl, WebviewWindowBuilder};
+use tauri_specta::Event;
+use ward_client::{open_profile, ProfileDir};
+
+use crate::ipc::{AppStatus, ProfileStatus, ShellState};
+use crate::launch::{LaunchOptions, USAGE};
+
+/// The product name shown in the window and on the first screen.
+pub const APP_NAME: &str = "Ward";
+
+/// Runs the desktop app until its window closes.
+pub fn run() -> ExitCode {
+    let options =
+        match LaunchOptions::parse(std::env::args_os().skip(1), |name| std::env::var_os(name)) {
+            Ok(options) => options,
+            Err(error) => {
+                eprintln!("ward-desktop: {}\n\n{USAGE}", error.0);
+                return ExitCode::from(2);
+            }
+        };
+    if options.help {
+        eprint!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if options.version {
+        eprintln!("{APP_NAME} {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let profile_dir = match profile_dir(&options) {
+        Some(dir) => dir,
+        None => {
+            eprintln!(
+                "ward-desktop: cannot find a data directory for the default profile; \
+                 pass --data-dir DIR"
+            );
+            return ExitCode::from(2);
+        }
+    };
+
+    let bindings = ipc::bindings_builder();
+    let initial = AppStatus {
+        app_name: APP_NAME.to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        keychain_backend: keychain_backend().to_owned(),
+        data_dir: profile_dir.root().display().to_string(),
+        profile: ProfileStatus::Opening,
+    };
+    let result = tauri::Builder::default()
+        .manage(ShellState {
+            status: Mutex::new(initial),
+            profile: Mutex::new(None),
+        })
+        .invoke_handler(bindings.invoke_handler())
+        .setup(move |app| {
+            bindings.mount_events(app);
+            WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
+                .title(APP_NAME)
+                .inner_size(1100.0, 760.0)
+                .min_inner_size(640.0, 480.0)
+                .content_protected(options.content_protection)
+                .incognito(ephemeral_webview())
+                .build()?;
+            let handle = app.handle().clone();
+            // The keychain may prompt or wait on D-Bus; the window must not freeze meanwhile.
+            std::thread::spawn(move || open_and_report(&handle, &profile_dir));
+            Ok(())
+        })
+        .run(tauri::generate_context!());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ward-desktop: the window could not be started: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// WebKit keeps localStorage, IndexedDB and caches as plain SQLite files, so the webview runs
+/// ephemeral and gets no storage on disk at all. The one exception is a WebDriver session
+/// (tauri-driver sets TAURI_WEBVIEW_AUTOMATION): WebKitGTK allows automation only on the shared
+/// context, and an ephemeral webview gets one of its own. The end-to-end test then checks the
+/// stricter case: with persistent storage available, the UI still writes none.
+fn ephemeral_webview() -> bool {
+    std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() != Ok("true")
+}
+
+fn profile_dir(options: &LaunchOptions) -> Option<ProfileDir> {
+    match &options.data_dir {
+        Some(dir) => ProfileDir::new(dir).ok(),
+        None => ProfileDir::default_location(),
+    }
+}
+
+fn open_and_report(app: &tauri::AppHandle, dir: &ProfileDir) {
+    let outcome = open_profile(dir);
+    if let Err(error) = &outcome {
+        // The code and the cause name no secret and no patient; they are what IT needs.
+        eprintln!("ward-desktop: profile not opened: {error}");
+    }
+    let profile_status = ProfileStatus::from_outcome(&outcome);
+    let state = app.state::<ShellState>();
+    if let (Ok(profile), Ok(mut slot)) = (outcome, state.profile.lock()) {
+        *slot = Some(profile);
+    }
+    let status = match state.status.lock() {
+        Ok(mut status) => {
+            status.profile = profile_status;
+            status.clone()
+        }
+        Err(_) => return,
+    };
+    if let Err(error) = status.emit(app) {
+        eprintln!("ward-desktop: could not notify the window: {error}");
+    }
+}
+
+fn keychain_backend() -> &'static str {
+    if cfg!(target_os = "macos") {
+        "macOS Keychain"
+    } else if cfg!(target_os = "windows") {
+        "Windows Credential Manager"
+    } else {
+        "Secret Service (GNOME Keyring or KWallet)"
+    }
+}
