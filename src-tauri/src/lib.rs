@@ -49,6 +49,7 @@ pub fn run() -> ExitCode {
         }
     };
 
+    let title = window_title(&options, &profile_dir);
     let bindings = ipc::bindings_builder();
     let initial = AppStatus {
         app_name: APP_NAME.to_owned(),
@@ -66,7 +67,7 @@ pub fn run() -> ExitCode {
         .setup(move |app| {
             bindings.mount_events(app);
             WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
-                .title(APP_NAME)
+                .title(&title)
                 .inner_size(1100.0, 760.0)
                 .min_inner_size(640.0, 480.0)
                 .content_protected(options.content_protection)
@@ -94,6 +95,15 @@ pub fn run() -> ExitCode {
 /// stricter case: with persistent storage available, the UI still writes none.
 fn ephemeral_webview() -> bool {
     std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() != Ok("true")
+}
+
+/// "Ward" for the default profile; with --data-dir the folder's name is added, so two instances
+/// side by side can be told apart.
+fn window_title(options: &LaunchOptions, dir: &ProfileDir) -> String {
+    match (&options.data_dir, dir.root().file_name()) {
+        (Some(_), Some(name)) => format!("{APP_NAME} ({})", name.to_string_lossy()),
+        _ => APP_NAME.to_owned(),
+    }
 }
 
 fn profile_dir(options: &LaunchOptions) -> Option<ProfileDir> {
