@@ -88,8 +88,8 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// WebKit keeps localStorage, IndexedDB and caches as plain SQLite files, so the webview runs
-/// ephemeral and gets no storage on disk at all. The one exception is a WebDriver session
+/// WebKit keeps localStorage, IndexedDB and caches as plain SQLite files, so the page runs in an
+/// ephemeral context and nothing it stores reaches the disk. The one exception is a WebDriver session
 /// (tauri-driver sets TAURI_WEBVIEW_AUTOMATION): WebKitGTK allows automation only on the shared
 /// context, and an ephemeral webview gets one of its own. The end-to-end test then checks the
 /// stricter case: with persistent storage available, the UI still writes none.

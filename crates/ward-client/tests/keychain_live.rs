@@ -16,32 +16,16 @@
     not(any(target_os = "macos", target_os = "ios", target_os = "android"))
 ))]
 
-use std::collections::BTreeMap;
 use std::path::Path;
+
+mod common;
+use common::{contains, snapshot};
 
 use ward_client::profile::open_profile_with_service;
 use ward_client::{Keychain, KeychainError, OpenError, ProfileDir, ProfileId, StoreError};
 
 const SERVICE: &str = "org.ward.desktop.test";
 const SENTINEL: &str = "SENTINEL-keychain-live-Jane-Doe";
-
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        files.insert(
-            entry.file_name().to_string_lossy().into_owned(),
-            std::fs::read(entry.path()).unwrap(),
-        );
-    }
-    files
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
-}
 
 fn profile_keychain(dir: &Path) -> Keychain {
     let id = std::fs::read_to_string(dir.join("profile-id")).unwrap();

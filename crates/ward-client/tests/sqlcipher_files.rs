@@ -7,30 +7,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod common;
+use common::{contains, snapshot};
+
 use ward_client::store::SCHEMA_VERSION;
 use ward_client::{Store, StoreError, StoreKey};
 
 const SENTINEL: &str = "SENTINEL-7f3a9c-patient-Jane-Doe-MRN-0042";
-
-/// Every file in `dir` with its bytes: a whole-folder snapshot to compare before and after.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let entry = entry.unwrap();
-            (
-                entry.file_name().to_string_lossy().into_owned(),
-                std::fs::read(entry.path()).unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
-}
 
 /// The needle as UTF-8 and as UTF-16 in both byte orders, the encodings SQLite can store text in.
 fn encodings(text: &str) -> Vec<Vec<u8>> {
