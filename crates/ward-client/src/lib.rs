@@ -7,6 +7,7 @@
 //! rather than guesses, whenever they disagree. This crate must never write a key to a file, fall
 //! back to an unencrypted store, or touch an existing history file it cannot open.
 
+pub mod attachment_file;
 pub mod keychain;
 pub mod profile;
 pub mod store;

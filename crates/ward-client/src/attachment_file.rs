@@ -1,0 +1,186 @@
+//! Attachment files on disk: the IO around `ward_core::attachment_stream`.
+//!
+//! Encrypting reads a plaintext file and writes the stream the relay and every device keep.
+//! Decrypting to a file happens only for "Save as…", after the clinician has chosen where: it
+//! writes to a temporary file beside the destination and renames it into place only after the last
+//! chunk has verified, so a damaged or cut attachment never leaves a file behind, whole or partial.
+//! Both run in constant memory: one 64 KiB chunk at a time.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use ring::digest;
+use ward_core::attachment_stream::{
+    Decryptor, Encryptor, FileKey, StreamError, CHUNK_SIZE, HEADER_LEN,
+};
+use ward_core::crypto::AES_GCM_TAG_LEN;
+use zeroize::{Zeroize, Zeroizing};
+
+/// What the message announcing an encrypted attachment carries about its ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptedFile {
+    /// SHA-256 of the whole stream, header included, as stored on the relay.
+    pub ciphertext_sha256: [u8; 32],
+    /// Length of the stream in bytes.
+    pub ciphertext_len: u64,
+    /// Length of the plaintext in bytes.
+    pub plaintext_len: u64,
+}
+
+/// Why an attachment file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachmentFileError {
+    /// The stream is damaged, cut, or not for this key.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The file system failed.
+    #[error("file error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Encrypts the file at `source` under `key` into a new stream file at `destination`.
+pub fn encrypt_file(
+    key: &FileKey,
+    source: &Path,
+    destination: &Path,
+) -> Result<EncryptedFile, AttachmentFileError> {
+    let mut input = File::open(source)?;
+    write_atomically(destination, |output| {
+        let mut encryptor = Encryptor::new(key)?;
+        let mut hash = digest::Context::new(&digest::SHA256);
+        hash.update(encryptor.header());
+        output.write_all(encryptor.header())?;
+        let mut written = HEADER_LEN as u64;
+        let mut plaintext_len = 0u64;
+        // One chunk of lookahead tells whether the current chunk is the last. Each is sealed in
+        // place, so after sealing the two reused buffers hold only ciphertext; they are wiped on
+        // drop for the error paths, where plaintext may still be in them.
+        let mut current = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + AES_GCM_TAG_LEN));
+        let mut next = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + AES_GCM_TAG_LEN));
+        read_chunk(&mut input, &mut current)?;
+        loop {
+            read_chunk(&mut input, &mut next)?;
+            let last = next.is_empty();
+            plaintext_len += current.len() as u64;
+            encryptor.seal_chunk_in_place(&mut current, last)?;
+            hash.update(&current);
+            output.write_all(&current)?;
+            written += current.len() as u64;
+            if last {
+                break;
+            }
+            std::mem::swap(&mut current, &mut next);
+        }
+        let digest = hash.finish();
+        let mut ciphertext_sha256 = [0u8; 32];
+        ciphertext_sha256.copy_from_slice(digest.as_ref());
+        Ok(EncryptedFile {
+            ciphertext_sha256,
+            ciphertext_len: written,
+            plaintext_len,
+        })
+    })
+}
+
+/// Replaces `chunk` with up to one chunk of plaintext; empty at the end of the input. It reads
+/// into the buffer's spare capacity, so nothing is zero-filled first.
+fn read_chunk(input: &mut File, chunk: &mut Vec<u8>) -> io::Result<()> {
+    chunk.clear();
+    input.take(CHUNK_SIZE as u64).read_to_end(chunk)?;
+    Ok(())
+}
+
+/// Decrypts the stream file at `source` into a plaintext file at `destination`, which appears only
+/// if the whole stream verified. Returns the plaintext length.
+pub fn decrypt_file(
+    key: &FileKey,
+    source: &Path,
+    destination: &Path,
+) -> Result<u64, AttachmentFileError> {
+    let mut input = File::open(source)?;
+    let mut header = [0u8; HEADER_LEN];
+    if read_full(&mut input, &mut header)? < HEADER_LEN {
+        return Err(StreamError::ShortHeader.into());
+    }
+    let mut decryptor = Decryptor::new(key, &header)?;
+    write_atomically(destination, |output| {
+        let mut buffer = vec![0u8; CHUNK_SIZE];
+        let mut plaintext = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + 16));
+        let mut written = 0u64;
+        loop {
+            let read = read_full(&mut input, &mut buffer)?;
+            if read == 0 {
+                break;
+            }
+            decryptor.update(&buffer[..read], &mut plaintext)?;
+            written += drain_into(&mut plaintext, output)?;
+        }
+        decryptor.finish(&mut plaintext)?;
+        written += drain_into(&mut plaintext, output)?;
+        Ok(written)
+    })
+}
+
+/// Writes `plaintext` out and wipes it; returns how many bytes were written.
+fn drain_into(plaintext: &mut Vec<u8>, output: &mut File) -> io::Result<u64> {
+    output.write_all(plaintext)?;
+    let len = plaintext.len() as u64;
+    plaintext.zeroize();
+    Ok(len)
+}
+
+/// Runs `write` against a new temporary file beside `destination`, then makes it durable and
+/// renames it into place. On any error the temporary file is removed and `destination` is left as
+/// it was.
+fn write_atomically<T>(
+    destination: &Path,
+    write: impl FnOnce(&mut File) -> Result<T, AttachmentFileError>,
+) -> Result<T, AttachmentFileError> {
+    let temporary = temporary_path(destination)?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary)?;
+    let result = write(&mut file)
+        .and_then(|value| file.sync_all().map(|()| value).map_err(Into::into))
+        .and_then(|value| {
+            fs::rename(&temporary, destination)
+                .map(|()| value)
+                .map_err(Into::into)
+        });
+    if result.is_err() {
+        drop(file);
+        // The temporary file holds at most provisional plaintext; it must not outlive the error.
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+fn temporary_path(destination: &Path) -> io::Result<PathBuf> {
+    let name = destination
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "destination has no name"))?;
+    let mut random = [0u8; 8];
+    ward_core::crypto::fill_random(&mut random)
+        .map_err(|_| io::Error::other("the random number generator failed"))?;
+    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let mut temporary = name.to_os_string();
+    temporary.push(format!(".ward-partial-{suffix}"));
+    Ok(destination.with_file_name(temporary))
+}
+
+/// Reads until `buffer` is full or the input ends; returns how much was read.
+fn read_full(input: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}

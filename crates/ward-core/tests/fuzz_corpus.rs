@@ -1,0 +1,61 @@
+//! Replays the checked-in fuzz corpus through the same entry points the fuzz targets call, so a
+//! crash the fuzzer once found stays fixed in every `cargo test`.
+
+// Helpers in a test file are test code too: a failed unwrap is the test failing, with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+#[test]
+fn the_attachment_stream_corpus_replays_without_a_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/attachment_stream");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        ward_core::fuzzing::attachment_stream(&data);
+        replayed += 1;
+    }
+    assert!(
+        replayed >= 8,
+        "only {replayed} corpus files in {}",
+        dir.display()
+    );
+}
+
+/// Writes the seed corpus: valid streams under the fuzz key at the boundary sizes, and the
+/// malformed shapes the decoder must refuse. Run by hand after a format change:
+/// `cargo test -p ward-core --test fuzz_corpus -- --ignored write_seed_corpus`.
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand after a format change"]
+fn write_seed_corpus() {
+    use ward_core::attachment_stream::{encrypt_to_vec, FileKey, CHUNK_SIZE, HEADER_LEN};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/attachment_stream");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = FileKey::from_slice(&ward_core::fuzzing::FUZZ_KEY).unwrap();
+    let mut seeds: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (name, len) in [
+        ("empty", 0),
+        ("one-byte", 1),
+        ("small", 1000),
+        ("two-chunks", CHUNK_SIZE + 1),
+    ] {
+        seeds.push((name, encrypt_to_vec(&key, &vec![0x61; len]).unwrap()));
+    }
+    let small = encrypt_to_vec(&key, b"seed").unwrap();
+    seeds.push(("header-only", small[..HEADER_LEN].to_vec()));
+    seeds.push(("short-header", small[..20].to_vec()));
+    seeds.push(("truncated-tag", small[..small.len() - 3].to_vec()));
+    let mut magic = small.clone();
+    magic[0] ^= 1;
+    seeds.push(("bad-magic", magic));
+    let mut version = small.clone();
+    version[7] = 2;
+    seeds.push(("version-2", version));
+    let mut tag = small.clone();
+    let last = tag.len() - 1;
+    tag[last] ^= 1;
+    seeds.push(("bad-tag", tag));
+    for (name, bytes) in seeds {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
