@@ -100,7 +100,8 @@ impl ProfileId {
     /// A fresh random id.
     pub fn generate() -> Result<Self, OpenError> {
         let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|_| OpenError::Store(StoreError::NoRandomness))?;
+        ward_core::crypto::fill_random(&mut bytes)
+            .map_err(|_| OpenError::Store(StoreError::NoRandomness))?;
         Ok(Self(hex::encode(bytes)))
     }
 

@@ -9,10 +9,11 @@ use std::fs::OpenOptions;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use ward_core::secret::{Secret32, SECRET_LEN};
+use zeroize::Zeroizing;
 
 /// Length in bytes of a store key.
-pub const STORE_KEY_LEN: usize = 32;
+pub const STORE_KEY_LEN: usize = SECRET_LEN;
 
 /// The schema migrations, in order; the schema version of a store is the number it has applied.
 /// A released migration is never edited: a change to the schema is a new entry at the end.
@@ -28,45 +29,31 @@ const MIGRATIONS: &[&str] = &[
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// The raw SQLCipher key of one store. It is zeroized on drop and never printed.
-pub struct StoreKey(Box<[u8; STORE_KEY_LEN]>);
+pub struct StoreKey(Secret32);
 
 impl StoreKey {
     /// A fresh key from the operating system's random number generator.
     pub fn generate() -> Result<Self, StoreError> {
-        let mut key = Box::new([0u8; STORE_KEY_LEN]);
-        getrandom::fill(key.as_mut_slice()).map_err(|_| StoreError::NoRandomness)?;
-        Ok(Self(key))
+        Secret32::generate()
+            .map(Self)
+            .map_err(|_| StoreError::NoRandomness)
     }
 
     /// A key from the bytes kept in the keychain; `None` unless there are exactly 32 of them.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != STORE_KEY_LEN {
-            return None;
-        }
-        // Copied straight into its heap home, so no stray copy is left on the stack.
-        let mut key = Box::new([0u8; STORE_KEY_LEN]);
-        key.copy_from_slice(bytes);
-        Some(Self(key))
+        Secret32::from_slice(bytes).map(Self)
     }
 
     /// The key bytes, for handing to the keychain.
     pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_slice()
+        self.0.as_bytes()
     }
 
     fn pragma(&self) -> Zeroizing<String> {
-        let hex = Zeroizing::new(hex::encode(self.0.as_slice()));
+        let hex = Zeroizing::new(hex::encode(self.as_bytes()));
         Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex.as_str()))
     }
 }
-
-impl Drop for StoreKey {
-    fn drop(&mut self) {
-        self.0.as_mut_slice().zeroize();
-    }
-}
-
-impl ZeroizeOnDrop for StoreKey {}
 
 impl fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -22,9 +22,10 @@
 use std::fmt;
 
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::Zeroize;
 
 use crate::crypto::{fill_random, hkdf_sha256, Aes256Gcm, AES_GCM_TAG_LEN};
+use crate::secret::Secret32;
 
 /// The stream's magic bytes.
 pub const MAGIC: &[u8; 7] = b"WARDATT";
@@ -35,7 +36,7 @@ pub const CHUNK_SIZE: usize = 64 * 1024;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 7 + 1 + 4 + SALT_LEN + COMMITMENT_LEN;
 /// Length of a file key.
-pub const FILE_KEY_LEN: usize = 32;
+pub const FILE_KEY_LEN: usize = crate::secret::SECRET_LEN;
 
 const SALT_LEN: usize = 32;
 const COMMITMENT_LEN: usize = 32;
@@ -47,39 +48,26 @@ const MAX_CHUNKS: u64 = u64::MAX;
 
 /// The random 256-bit key of one attachment. It travels inside the MLS message, is zeroized on
 /// drop and never printed.
-pub struct FileKey(Box<[u8; FILE_KEY_LEN]>);
+pub struct FileKey(Secret32);
 
 impl FileKey {
     /// A fresh random key.
     pub fn generate() -> Result<Self, StreamError> {
-        let mut key = Box::new([0u8; FILE_KEY_LEN]);
-        fill_random(key.as_mut_slice()).map_err(|_| StreamError::NoRandomness)?;
-        Ok(Self(key))
+        Secret32::generate()
+            .map(Self)
+            .map_err(|_| StreamError::NoRandomness)
     }
 
     /// A key received in a message; `None` unless there are exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != FILE_KEY_LEN {
-            return None;
-        }
-        let mut key = Box::new([0u8; FILE_KEY_LEN]);
-        key.copy_from_slice(bytes);
-        Some(Self(key))
+        Secret32::from_slice(bytes).map(Self)
     }
 
     /// The key bytes, for the message that carries them.
     pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_slice()
+        self.0.as_bytes()
     }
 }
-
-impl Drop for FileKey {
-    fn drop(&mut self) {
-        self.0.as_mut_slice().zeroize();
-    }
-}
-
-impl ZeroizeOnDrop for FileKey {}
 
 impl fmt::Debug for FileKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -8,6 +8,7 @@
 pub mod attachment_stream;
 pub mod crypto;
 pub mod safety_number;
+pub mod secret;
 
 #[doc(hidden)]
 pub mod fuzzing;
