@@ -83,8 +83,8 @@ pub fn encrypt_file(
     })
 }
 
-/// Replaces `chunk` with up to one chunk of plaintext; empty at the end of the input. It reads
-/// into the buffer's spare capacity, so nothing is zero-filled first.
+/// Replaces `chunk` with up to one chunk (64 KiB) of the input; empty at its end. It reads into
+/// the buffer's spare capacity, so nothing is zero-filled first.
 fn read_chunk(input: &mut File, chunk: &mut Vec<u8>) -> io::Result<()> {
     chunk.clear();
     input.take(CHUNK_SIZE as u64).read_to_end(chunk)?;
@@ -99,21 +99,24 @@ pub fn decrypt_file(
     destination: &Path,
 ) -> Result<u64, AttachmentFileError> {
     let mut input = File::open(source)?;
-    let mut header = [0u8; HEADER_LEN];
-    if read_full(&mut input, &mut header)? < HEADER_LEN {
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    (&mut input)
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut header)?;
+    if header.len() < HEADER_LEN {
         return Err(StreamError::ShortHeader.into());
     }
     let mut decryptor = Decryptor::new(key, &header)?;
     write_atomically(destination, |output| {
-        let mut buffer = vec![0u8; CHUNK_SIZE];
-        let mut plaintext = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + 16));
+        let mut buffer = Vec::with_capacity(CHUNK_SIZE);
+        let mut plaintext = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + AES_GCM_TAG_LEN));
         let mut written = 0u64;
         loop {
-            let read = read_full(&mut input, &mut buffer)?;
-            if read == 0 {
+            read_chunk(&mut input, &mut buffer)?;
+            if buffer.is_empty() {
                 break;
             }
-            decryptor.update(&buffer[..read], &mut plaintext)?;
+            decryptor.update(&buffer, &mut plaintext)?;
             written += drain_into(&mut plaintext, output)?;
         }
         decryptor.finish(&mut plaintext)?;
@@ -169,18 +172,4 @@ fn temporary_path(destination: &Path) -> io::Result<PathBuf> {
     let mut temporary = name.to_os_string();
     temporary.push(format!(".ward-partial-{suffix}"));
     Ok(destination.with_file_name(temporary))
-}
-
-/// Reads until `buffer` is full or the input ends; returns how much was read.
-fn read_full(input: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match input.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
 }

@@ -240,13 +240,7 @@ impl Encryptor {
         if !fits || !self.pending.is_empty() || self.sealed_last {
             return Err(StreamError::BadChunkLength);
         }
-        if self.index == MAX_CHUNKS {
-            return Err(StreamError::TooLong);
-        }
-        self.cipher
-            .seal_tail(nonce(self.index, last), &self.header, chunk, 0)
-            .map_err(|_| StreamError::TooLong)?;
-        self.index += 1;
+        self.seal_tail(chunk, 0, last)?;
         self.sealed_last = last;
         Ok(())
     }
@@ -261,13 +255,23 @@ impl Encryptor {
     }
 
     fn seal(&mut self, chunk: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), StreamError> {
+        let start = out.len();
+        out.extend_from_slice(chunk);
+        self.seal_tail(out, start, last)
+    }
+
+    /// Seals `buffer[start..]` in place as the next chunk and appends its tag.
+    fn seal_tail(
+        &mut self,
+        buffer: &mut Vec<u8>,
+        start: usize,
+        last: bool,
+    ) -> Result<(), StreamError> {
         if self.index == MAX_CHUNKS {
             return Err(StreamError::TooLong);
         }
-        let start = out.len();
-        out.extend_from_slice(chunk);
         self.cipher
-            .seal_tail(nonce(self.index, last), &self.header, out, start)
+            .seal_tail(nonce(self.index, last), &self.header, buffer, start)
             .map_err(|_| StreamError::TooLong)?;
         self.index += 1;
         Ok(())
