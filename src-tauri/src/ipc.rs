@@ -52,7 +52,7 @@ pub enum ProfileStatus {
 #[derive(Debug, Clone, Serialize, Type)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreStatus {
-    /// The SQLCipher build that encrypts it, such as "4.19.0 community".
+    /// The SQLCipher build that encrypts it, such as "4.6.1 community".
     pub cipher_version: String,
     /// The schema version the store is at.
     pub schema_version: u32,

@@ -202,7 +202,7 @@ impl Store {
         Ok(())
     }
 
-    /// The SQLCipher version linked into this build, such as "4.19.0 community".
+    /// The SQLCipher version linked into this build, such as "4.6.1 community".
     pub fn cipher_version(&self) -> &str {
         &self.cipher_version
     }

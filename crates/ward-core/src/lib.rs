@@ -6,7 +6,10 @@
 //! plaintext as verified before it has verified it, and never print a key.
 
 pub mod attachment_stream;
+pub mod conversation;
 pub mod crypto;
+pub mod identity;
+pub mod mls_provider;
 pub mod safety_number;
 pub mod secret;
 
