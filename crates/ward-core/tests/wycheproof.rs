@@ -82,3 +82,121 @@ fn hkdf_sha256_matches_rfc_5869_case_1() {
     let hex: String = okm.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hex, expected);
 }
+
+#[test]
+fn ed25519_verification_on_the_ring_provider_matches_every_wycheproof_verdict() {
+    use openmls_traits::{crypto::OpenMlsCrypto, types::SignatureScheme};
+    let provider = ward_core::mls_provider::RingCrypto::default();
+    let set = wycheproof::eddsa::TestSet::load(wycheproof::eddsa::TestName::Ed25519).unwrap();
+    let mut checked = 0;
+    for group in &set.test_groups {
+        for test in &group.tests {
+            let verdict = provider.verify_signature(
+                SignatureScheme::ED25519,
+                &test.msg,
+                &group.key.pk,
+                &test.sig,
+            );
+            match test.result {
+                TestResult::Valid => {
+                    assert!(verdict.is_ok(), "tc {} ({})", test.tc_id, test.comment)
+                }
+                TestResult::Invalid => {
+                    assert!(verdict.is_err(), "tc {} ({})", test.tc_id, test.comment)
+                }
+                TestResult::Acceptable => {}
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 140, "only {checked} Ed25519 vectors applied");
+}
+
+/// X25519 runs in hpke-rs, the HPKE backend of Ward's provider (alone, and inside X-Wing).
+#[test]
+fn x25519_in_the_hpke_backend_matches_every_wycheproof_verdict() {
+    use hpke_rs_crypto::{types::KemAlgorithm, HpkeCrypto};
+    use hpke_rs_rust_crypto::HpkeRustCrypto;
+    let set = wycheproof::xdh::TestSet::load(wycheproof::xdh::TestName::X25519).unwrap();
+    let mut checked = 0;
+    for group in &set.test_groups {
+        for test in &group.tests {
+            let shared = HpkeRustCrypto::dh(
+                KemAlgorithm::DhKem25519,
+                &test.public_key,
+                &test.private_key,
+            );
+            match test.result {
+                TestResult::Valid => {
+                    assert_eq!(
+                        shared.as_deref().ok(),
+                        Some(test.shared_secret.as_ref()),
+                        "tc {} ({})",
+                        test.tc_id,
+                        test.comment
+                    )
+                }
+                TestResult::Invalid => {
+                    assert!(shared.is_err(), "tc {} ({})", test.tc_id, test.comment)
+                }
+                // Low-order and twist points: HPKE must refuse an all-zero secret, and may
+                // compute the rest; whatever it computes must be the right value.
+                TestResult::Acceptable => match shared {
+                    Ok(shared) => {
+                        assert_ne!(shared, [0u8; 32], "tc {}", test.tc_id);
+                        assert_eq!(shared, test.shared_secret.as_ref(), "tc {}", test.tc_id);
+                    }
+                    Err(_) => assert_eq!(
+                        test.shared_secret.as_ref(),
+                        [0u8; 32],
+                        "tc {} refused a nonzero secret",
+                        test.tc_id
+                    ),
+                },
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 500, "only {checked} X25519 vectors applied");
+}
+
+/// ML-KEM-768 is the post-quantum half of X-Wing in Ward's default suite.
+#[test]
+fn ml_kem_768_in_the_hpke_backend_matches_every_wycheproof_verdict() {
+    use hpke_rs_crypto::{types::KemAlgorithm, HpkeCrypto};
+    use hpke_rs_rust_crypto::HpkeRustCrypto;
+    let set = wycheproof::mlkem::TestSet::load(wycheproof::mlkem::TestName::MlKem768).unwrap();
+    let mut checked = 0;
+    for group in &set.test_groups {
+        for test in &group.tests {
+            let seed: &[u8] = test.seed.as_ref().map_or(&[], |seed| seed.as_ref());
+            let ciphertext: &[u8] = test.ct.as_ref().map_or(&[], |ct| ct.as_ref());
+            let keys = HpkeRustCrypto::kem_key_gen_derand(KemAlgorithm::MlKem768, seed);
+            let shared = keys.as_ref().map_err(|_| ()).and_then(|(_, private)| {
+                HpkeRustCrypto::kem_decaps(KemAlgorithm::MlKem768, ciphertext, private)
+                    .map_err(|_| ())
+            });
+            match test.result {
+                TestResult::Valid => {
+                    let (public, _) = keys.as_ref().unwrap();
+                    if let Some(expected) = &test.encaps_key {
+                        assert_eq!(public.as_slice(), expected.as_ref(), "tc {}", test.tc_id);
+                    }
+                    assert_eq!(
+                        shared.as_deref().ok(),
+                        test.shared_secret.as_ref().map(|k| k.as_ref()),
+                        "tc {} ({})",
+                        test.tc_id,
+                        test.comment
+                    );
+                }
+                TestResult::Invalid => {
+                    assert!(shared.is_err(), "tc {} ({})", test.tc_id, test.comment)
+                }
+                TestResult::Acceptable => {}
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 200, "only {checked} ML-KEM-768 vectors applied");
+}
