@@ -7,6 +7,37 @@
 use std::path::Path;
 
 #[test]
+fn the_mls_incoming_corpus_replays_without_a_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/mls_incoming");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        ward_core::fuzzing::mls_incoming(&data);
+        replayed += 1;
+    }
+    assert!(replayed >= 5, "only {replayed} corpus files in {}", dir.display());
+}
+
+/// Writes the MLS seed corpus, and cut and bit-flipped copies of each seed. Run by hand:
+/// `cargo test -p ward-core --test fuzz_corpus -- --ignored write_mls_seed_corpus`.
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand after a format change"]
+fn write_mls_seed_corpus() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/mls_incoming");
+    std::fs::create_dir_all(&dir).unwrap();
+    let seeds = ward_core::fuzzing::mls_seed_corpus();
+    assert_eq!(seeds.len(), 5);
+    for (name, bytes) in seeds {
+        let cut = bytes.len() / 2;
+        let mut flipped = bytes.clone();
+        flipped[cut] ^= 0x10;
+        std::fs::write(dir.join(format!("seed-{name}-cut{cut}")), &bytes[..cut]).unwrap();
+        std::fs::write(dir.join(format!("seed-{name}-flip{cut}")), flipped).unwrap();
+        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+    }
+}
+
+#[test]
 fn the_attachment_stream_corpus_replays_without_a_panic() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/attachment_stream");
     let mut replayed = 0;

@@ -1,5 +1,5 @@
 //! Entry points for cargo-fuzz targets, kept here so `cargo test` replays the checked-in corpus
-//! (`fuzz_corpus/`) through exactly the code the fuzzer ran. Not part of Ward's API.
+//! (`fuzz/corpus/`) through exactly the code the fuzzer ran. Not part of Ward's API.
 //!
 //! Each decodes untrusted bytes and must return, never panic. When the bytes decode, they must be
 //! the canonical encoding of what they decoded to: re-encoding gives them back byte for byte.

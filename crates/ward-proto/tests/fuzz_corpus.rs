@@ -1,4 +1,4 @@
-//! Replays the checked-in fuzz corpus (`fuzz_corpus/<target>/`) through the same entry points the
+//! Replays the checked-in fuzz corpus (`fuzz/corpus/<target>/`) through the same entry points the
 //! fuzz targets call, so an input that once crashed a decoder, or decoded to a value that
 //! re-encodes differently, stays fixed in every `cargo test`.
 
@@ -37,7 +37,7 @@ const TARGETS: [Target; 3] = [
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz_corpus")
+        .join("../../fuzz/corpus")
         .join(target)
 }
 
@@ -82,7 +82,7 @@ fn flip_positions(kind: &str, len: usize) -> [usize; 3] {
 /// first vector of each type with single bits flipped (see [`flip_positions`]). Earlier seeds are replaced; files the fuzzer added are kept. Run by hand after
 /// a format change: `cargo test -p ward-proto --test fuzz_corpus -- --ignored write_seed_corpus`.
 #[test]
-#[ignore = "writes fuzz_corpus; run by hand after a format change"]
+#[ignore = "writes fuzz/corpus; run by hand after a format change"]
 fn write_seed_corpus() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_vectors/wire-v1.json");
     let vectors: Vec<Vector> =
