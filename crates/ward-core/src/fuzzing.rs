@@ -137,8 +137,7 @@ pub fn mls_seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
         id: ClientMessageId([7; 16]),
         body: "seed".to_owned(),
     };
-    if let Ok(WireMessage::Application { message, .. }) = scene.at_alice.send(&scene.alice, &text)
-    {
+    if let Ok(WireMessage::Application { message, .. }) = scene.at_alice.send(&scene.alice, &text) {
         seeds.push(("application", [&[0u8][..], &message].concat()));
     }
     if let Ok(WireMessage::Commit { message, .. }) = scene.at_alice.self_update(&scene.alice) {

@@ -15,7 +15,11 @@ fn the_mls_incoming_corpus_replays_without_a_panic() {
         ward_core::fuzzing::mls_incoming(&data);
         replayed += 1;
     }
-    assert!(replayed >= 5, "only {replayed} corpus files in {}", dir.display());
+    assert!(
+        replayed >= 5,
+        "only {replayed} corpus files in {}",
+        dir.display()
+    );
 }
 
 /// Writes the MLS seed corpus, and cut and bit-flipped copies of each seed. Run by hand:

@@ -10,7 +10,7 @@
 //! - [`GroupData`]: a care team's name, roles and patient tag, only ever held inside MLS as an
 //!   encrypted group context extension.
 //!
-//! The primitives are in [`codec`]; `WIRE.md` beside this crate describes every byte. Decoders take
+//! The primitives are in [`codec`]; `docs/protocol.md` describes every byte. Decoders take
 //! untrusted input and must never panic, never allocate more than the input justifies, and never
 //! accept two encodings of one value. Nothing here may ever print a file key, put an error's input
 //! bytes in its message, or move content, names or patient tags into a relay-visible field.
