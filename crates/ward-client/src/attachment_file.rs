@@ -4,11 +4,12 @@
 //! Decrypting to a file happens only for "Save as…", after the clinician has chosen where: it
 //! writes to a temporary file beside the destination and renames it into place only after the last
 //! chunk has verified, so a damaged or cut attachment never leaves a file behind, whole or partial.
-//! Both run in constant memory: one 64 KiB chunk at a time.
+//! Both run in constant memory: a few 64 KiB chunks at a time.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use ring::digest;
 use ward_core::attachment_stream::{
@@ -39,7 +40,18 @@ pub enum AttachmentFileError {
     Io(#[from] io::Error),
 }
 
+/// How many sealed chunks may wait between the sealing thread and the hashing and writing thread:
+/// enough to keep both busy, few enough that memory stays constant (8 × 64 KiB).
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// A chunk buffer, wiped on drop: on an error path it may still hold plaintext.
+type ChunkBuffer = Zeroizing<Vec<u8>>;
+
 /// Encrypts the file at `source` under `key` into a new stream file at `destination`.
+///
+/// Two threads share the work, because SHA-256 of the ciphertext costs several times what
+/// AES-GCM does: this thread reads and seals, a second one hashes and writes. Sealed chunks pass
+/// between them through a bounded channel, and the emptied buffers come back for reuse.
 pub fn encrypt_file(
     key: &FileKey,
     source: &Path,
@@ -48,39 +60,83 @@ pub fn encrypt_file(
     let mut input = File::open(source)?;
     write_atomically(destination, |output| {
         let mut encryptor = Encryptor::new(key)?;
-        let mut hash = digest::Context::new(&digest::SHA256);
-        hash.update(encryptor.header());
-        output.write_all(encryptor.header())?;
-        let mut written = HEADER_LEN as u64;
-        let mut plaintext_len = 0u64;
-        // One chunk of lookahead tells whether the current chunk is the last. Each is sealed in
-        // place, so after sealing the two reused buffers hold only ciphertext; they are wiped on
-        // drop for the error paths, where plaintext may still be in them.
-        let mut current = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + AES_GCM_TAG_LEN));
-        let mut next = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + AES_GCM_TAG_LEN));
-        read_chunk(&mut input, &mut current)?;
-        loop {
-            read_chunk(&mut input, &mut next)?;
-            let last = next.is_empty();
-            plaintext_len += current.len() as u64;
-            encryptor.seal_chunk_in_place(&mut current, last)?;
-            hash.update(&current);
-            output.write_all(&current)?;
-            written += current.len() as u64;
-            if last {
-                break;
-            }
-            std::mem::swap(&mut current, &mut next);
-        }
-        let digest = hash.finish();
-        let mut ciphertext_sha256 = [0u8; 32];
-        ciphertext_sha256.copy_from_slice(digest.as_ref());
-        Ok(EncryptedFile {
-            ciphertext_sha256,
-            ciphertext_len: written,
-            plaintext_len,
+        let header = encryptor.header().to_vec();
+        let (sealed_tx, sealed_rx) = mpsc::sync_channel::<ChunkBuffer>(CHUNKS_IN_FLIGHT);
+        let (empty_tx, empty_rx) = mpsc::channel::<ChunkBuffer>();
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || hash_and_write(&header, output, sealed_rx, empty_tx));
+            let sealed = seal_chunks(&mut input, &mut encryptor, &sealed_tx, &empty_rx);
+            // Closing the channel tells the writer the stream is complete (or abandoned).
+            drop(sealed_tx);
+            let written = writer
+                .join()
+                .map_err(|_| io::Error::other("the attachment writer thread panicked"))?;
+            // The writer's error comes first: when it fails, the sealer only sees it stop.
+            let (ciphertext_sha256, ciphertext_len) = written?;
+            let plaintext_len = sealed?;
+            Ok(EncryptedFile {
+                ciphertext_sha256,
+                ciphertext_len,
+                plaintext_len,
+            })
         })
     })
+}
+
+/// Reads `input` a chunk at a time, seals each chunk in place and hands it to the writer. Returns
+/// the plaintext length.
+fn seal_chunks(
+    input: &mut File,
+    encryptor: &mut Encryptor,
+    sealed: &mpsc::SyncSender<ChunkBuffer>,
+    empty: &mpsc::Receiver<ChunkBuffer>,
+) -> Result<u64, AttachmentFileError> {
+    let buffer = || -> ChunkBuffer {
+        empty
+            .try_recv()
+            .unwrap_or_else(|_| Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + AES_GCM_TAG_LEN)))
+    };
+    let writer_gone = || io::Error::other("the attachment writer stopped");
+    let mut plaintext_len = 0u64;
+    // One chunk of lookahead tells whether the current chunk is the last.
+    let mut current = buffer();
+    read_chunk(input, &mut current)?;
+    loop {
+        let mut next = buffer();
+        read_chunk(input, &mut next)?;
+        let last = next.is_empty();
+        plaintext_len += current.len() as u64;
+        encryptor.seal_chunk_in_place(&mut current, last)?;
+        sealed.send(current).map_err(|_| writer_gone())?;
+        if last {
+            return Ok(plaintext_len);
+        }
+        current = next;
+    }
+}
+
+/// Hashes and writes the header, then every sealed chunk until the channel closes, returning each
+/// emptied buffer for reuse. Returns the SHA-256 and the length of the whole stream.
+fn hash_and_write(
+    header: &[u8],
+    output: &mut File,
+    sealed: mpsc::Receiver<ChunkBuffer>,
+    empty: mpsc::Sender<ChunkBuffer>,
+) -> io::Result<([u8; 32], u64)> {
+    let mut hash = digest::Context::new(&digest::SHA256);
+    hash.update(header);
+    output.write_all(header)?;
+    let mut written = header.len() as u64;
+    for chunk in sealed {
+        hash.update(&chunk);
+        output.write_all(&chunk)?;
+        written += chunk.len() as u64;
+        // The sealer may be done already; a buffer it no longer wants is simply dropped.
+        let _ = empty.send(chunk);
+    }
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(hash.finish().as_ref());
+    Ok((sha256, written))
 }
 
 /// Replaces `chunk` with up to one chunk (64 KiB) of the input; empty at its end. It reads into

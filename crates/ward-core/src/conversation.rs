@@ -284,6 +284,10 @@ impl Device {
         };
         let staged = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None)
             .map_err(mls("process welcome"))?;
+        // The relay routes by 16-byte group ids; a Welcome for any other shape is not Ward's.
+        if staged.group_context().group_id().as_slice().len() != GroupId::LEN {
+            return Err(ConversationError::Malformed);
+        }
         for member in staged.members() {
             verified_credential(&member.credential, &member.signature_key)?;
         }
