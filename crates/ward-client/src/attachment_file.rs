@@ -40,8 +40,8 @@ pub enum AttachmentFileError {
     Io(#[from] io::Error),
 }
 
-/// How many sealed chunks may wait between the sealing thread and the hashing and writing thread:
-/// enough to keep both busy, few enough that memory stays constant (8 × 64 KiB).
+/// How many chunks may wait between two of the three threads: enough to keep them all busy, few
+/// enough that memory stays constant (at most 3 × 8 chunks of 64 KiB).
 const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// A chunk buffer, wiped on drop: on an error path it may still hold plaintext.
@@ -49,9 +49,9 @@ type ChunkBuffer = Zeroizing<Vec<u8>>;
 
 /// Encrypts the file at `source` under `key` into a new stream file at `destination`.
 ///
-/// Two threads share the work, because SHA-256 of the ciphertext costs several times what
-/// AES-GCM does: this thread reads and seals, a second one hashes and writes. Sealed chunks pass
-/// between them through a bounded channel, and the emptied buffers come back for reuse.
+/// Three threads share the work, because SHA-256 of the ciphertext costs several times what
+/// AES-GCM does: this one reads and seals, a second hashes, a third writes. Sealed chunks pass
+/// down bounded channels, and the emptied buffers come back to be filled again.
 pub fn encrypt_file(
     key: &FileKey,
     source: &Path,
@@ -62,17 +62,20 @@ pub fn encrypt_file(
         let mut encryptor = Encryptor::new(key)?;
         let header = encryptor.header().to_vec();
         let (sealed_tx, sealed_rx) = mpsc::sync_channel::<ChunkBuffer>(CHUNKS_IN_FLIGHT);
+        let (hashed_tx, hashed_rx) = mpsc::sync_channel::<ChunkBuffer>(CHUNKS_IN_FLIGHT);
         let (empty_tx, empty_rx) = mpsc::channel::<ChunkBuffer>();
         std::thread::scope(|scope| {
-            let writer = scope.spawn(move || hash_and_write(&header, output, sealed_rx, empty_tx));
+            let hasher = scope.spawn(|| hash_chunks(&header, sealed_rx, hashed_tx));
+            let writer = scope.spawn(|| write_chunks(&header, output, hashed_rx, empty_tx));
             let sealed = seal_chunks(&mut input, &mut encryptor, &sealed_tx, &empty_rx);
-            // Closing the channel tells the writer the stream is complete (or abandoned).
+            // Closing the channel tells the others the stream is complete (or abandoned).
             drop(sealed_tx);
-            let written = writer
-                .join()
-                .map_err(|_| io::Error::other("the attachment writer thread panicked"))?;
-            // The writer's error comes first: when it fails, the sealer only sees it stop.
-            let (ciphertext_sha256, ciphertext_len) = written?;
+            let panicked = |_| io::Error::other("an attachment thread panicked");
+            let hashed = hasher.join().map_err(panicked)?;
+            let written = writer.join().map_err(panicked)?;
+            // The writer's error comes first: when it fails, the others only see it stop.
+            let ciphertext_len = written?;
+            let ciphertext_sha256 = hashed?;
             let plaintext_len = sealed?;
             Ok(EncryptedFile {
                 ciphertext_sha256,
@@ -83,8 +86,8 @@ pub fn encrypt_file(
     })
 }
 
-/// Reads `input` a chunk at a time, seals each chunk in place and hands it to the writer. Returns
-/// the plaintext length.
+/// Reads `input` a chunk at a time, seals each chunk in place and passes it on. Returns the
+/// plaintext length.
 fn seal_chunks(
     input: &mut File,
     encryptor: &mut Encryptor,
@@ -96,7 +99,7 @@ fn seal_chunks(
             .try_recv()
             .unwrap_or_else(|_| Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + AES_GCM_TAG_LEN)))
     };
-    let writer_gone = || io::Error::other("the attachment writer stopped");
+    let stopped = || io::Error::other("the attachment writer stopped");
     let mut plaintext_len = 0u64;
     // One chunk of lookahead tells whether the current chunk is the last.
     let mut current = buffer();
@@ -107,7 +110,7 @@ fn seal_chunks(
         let last = next.is_empty();
         plaintext_len += current.len() as u64;
         encryptor.seal_chunk_in_place(&mut current, last)?;
-        sealed.send(current).map_err(|_| writer_gone())?;
+        sealed.send(current).map_err(|_| stopped())?;
         if last {
             return Ok(plaintext_len);
         }
@@ -115,28 +118,43 @@ fn seal_chunks(
     }
 }
 
-/// Hashes and writes the header, then every sealed chunk until the channel closes, returning each
-/// emptied buffer for reuse. Returns the SHA-256 and the length of the whole stream.
-fn hash_and_write(
+/// Hashes the header and every sealed chunk, passing each on to the writer. Returns the SHA-256
+/// of the whole stream, or an error if the writer stopped first.
+fn hash_chunks(
     header: &[u8],
-    output: &mut File,
     sealed: mpsc::Receiver<ChunkBuffer>,
-    empty: mpsc::Sender<ChunkBuffer>,
-) -> io::Result<([u8; 32], u64)> {
+    hashed: mpsc::SyncSender<ChunkBuffer>,
+) -> io::Result<[u8; 32]> {
     let mut hash = digest::Context::new(&digest::SHA256);
     hash.update(header);
-    output.write_all(header)?;
-    let mut written = header.len() as u64;
     for chunk in sealed {
         hash.update(&chunk);
+        hashed
+            .send(chunk)
+            .map_err(|_| io::Error::other("the attachment writer stopped"))?;
+    }
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(hash.finish().as_ref());
+    Ok(sha256)
+}
+
+/// Writes the header and every hashed chunk, returning each emptied buffer for reuse. Returns the
+/// length of the whole stream.
+fn write_chunks(
+    header: &[u8],
+    output: &mut File,
+    hashed: mpsc::Receiver<ChunkBuffer>,
+    empty: mpsc::Sender<ChunkBuffer>,
+) -> io::Result<u64> {
+    output.write_all(header)?;
+    let mut written = header.len() as u64;
+    for chunk in hashed {
         output.write_all(&chunk)?;
         written += chunk.len() as u64;
         // The sealer may be done already; a buffer it no longer wants is simply dropped.
         let _ = empty.send(chunk);
     }
-    let mut sha256 = [0u8; 32];
-    sha256.copy_from_slice(hash.finish().as_ref());
-    Ok((sha256, written))
+    Ok(written)
 }
 
 /// Replaces `chunk` with up to one chunk (64 KiB) of the input; empty at its end. It reads into

@@ -122,6 +122,8 @@ impl AccountKey {
 /// A device's Ed25519 key: it signs the device's MLS key packages, commits and messages.
 pub struct DeviceKey {
     seed: Secret32,
+    /// Expanded once: expanding per signature would double what each message costs to sign.
+    pair: Ed25519KeyPair,
     public: [u8; PUBLIC_KEY_LEN],
 }
 
@@ -143,7 +145,7 @@ impl DeviceKey {
             .map_err(|_| IdentityError::BadAccountKey)?;
         let mut public = [0u8; PUBLIC_KEY_LEN];
         public.copy_from_slice(pair.public_key().as_ref());
-        Ok(Self { seed, public })
+        Ok(Self { seed, pair, public })
     }
 
     /// The seed, for the keychain.
@@ -159,9 +161,7 @@ impl DeviceKey {
 
 impl Signer for DeviceKey {
     fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, SignerError> {
-        let pair = Ed25519KeyPair::from_seed_unchecked(self.seed.as_bytes())
-            .map_err(|_| SignerError::SigningError)?;
-        Ok(pair.sign(payload).as_ref().to_vec())
+        Ok(self.pair.sign(payload).as_ref().to_vec())
     }
 
     fn signature_scheme(&self) -> SignatureScheme {

@@ -17,7 +17,10 @@ use openmls_traits::{
     },
     OpenMlsProvider,
 };
+use std::sync::Mutex;
+
 use ring::{aead, digest, hkdf, hmac, rand::SecureRandom, signature};
+use subtle::ConstantTimeEq;
 use tls_codec::SecretVLBytes;
 use zeroize::Zeroizing;
 
@@ -42,6 +45,14 @@ pub struct RingCrypto {
     /// HPKE only: every other call goes to ring.
     hpke: RustCrypto,
     rng: ring::rand::SystemRandom,
+    /// The last signing key, expanded. openmls passes the raw seed on every call, and expanding it
+    /// costs as much as the signature itself; a device signs with one key almost always.
+    signing: Mutex<Option<SigningKey>>,
+}
+
+struct SigningKey {
+    seed: Zeroizing<[u8; ED25519_SEED_LEN]>,
+    pair: signature::Ed25519KeyPair,
 }
 
 impl Default for RingCrypto {
@@ -49,6 +60,7 @@ impl Default for RingCrypto {
         Self {
             hpke: RustCrypto::default(),
             rng: ring::rand::SystemRandom::new(),
+            signing: Mutex::new(None),
         }
     }
 }
@@ -240,7 +252,23 @@ impl OpenMlsCrypto for RingCrypto {
         if alg != SignatureScheme::ED25519 {
             return Err(CryptoError::UnsupportedSignatureScheme);
         }
-        Ok(ed25519_from_seed(key)?.sign(data).as_ref().to_vec())
+        let seed: &[u8; ED25519_SEED_LEN] =
+            key.try_into().map_err(|_| CryptoError::InvalidLength)?;
+        let mut cache = self
+            .signing
+            .lock()
+            .map_err(|_| CryptoError::CryptoLibraryError)?;
+        let cached = cache
+            .as_ref()
+            .is_some_and(|cached| bool::from(cached.seed.as_slice().ct_eq(seed)));
+        if !cached {
+            *cache = Some(SigningKey {
+                seed: Zeroizing::new(*seed),
+                pair: ed25519_from_seed(seed)?,
+            });
+        }
+        let pair = &cache.as_ref().ok_or(CryptoError::CryptoLibraryError)?.pair;
+        Ok(pair.sign(data).as_ref().to_vec())
     }
 
     fn hpke_seal(
