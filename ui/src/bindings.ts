@@ -81,7 +81,7 @@ keychainAvailable: boolean };
 
 /**  The open encrypted store. */
 export type StoreStatus = {
-	/**  The SQLCipher build that encrypts it, such as "4.19.0 community". */
+	/**  The SQLCipher build that encrypts it, such as "4.6.1 community". */
 	cipherVersion: string,
 	/**  The schema version the store is at. */
 	schemaVersion: number,

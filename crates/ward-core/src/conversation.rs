@@ -418,14 +418,15 @@ impl Conversation {
             .collect()
     }
 
-    /// Whether a change waits for the relay's answer.
+    /// Whether a change waits for the relay's answer. openmls keeps the pending commit in the
+    /// saved state, so this holds across a restart too.
     pub fn has_pending_change(&self) -> bool {
-        self.pending.is_some()
+        self.pending.is_some() || self.group.pending_commit().is_some()
     }
 
     /// Encrypts `content` for the members, padded to its size bucket.
     pub fn send(&mut self, device: &Device, content: &AppContent) -> Result<WireMessage> {
-        if self.pending.is_some() {
+        if self.has_pending_change() {
             return Err(ConversationError::ChangePending);
         }
         let padded = Zeroizing::new(
@@ -502,7 +503,7 @@ impl Conversation {
     }
 
     fn propose(&mut self, device: &Device, change: Change) -> Result<WireMessage> {
-        if self.pending.is_some() {
+        if self.has_pending_change() {
             return Err(ConversationError::ChangePending);
         }
         let message = self.commit(device, &change)?;
@@ -578,9 +579,10 @@ impl Conversation {
 
     /// The relay accepted this device's pending commit: the conversation moves to the next epoch.
     pub fn commit_accepted(&mut self, device: &Device) -> Result<()> {
-        if self.pending.take().is_none() {
+        if !self.has_pending_change() {
             return Err(ConversationError::NothingPending);
         }
+        self.pending = None;
         self.group
             .merge_pending_commit(&device.provider)
             .map_err(mls("merge commit"))
@@ -589,16 +591,18 @@ impl Conversation {
     /// The relay refused the pending commit because another member's commit won the epoch.
     /// The pending commit is discarded, `missed` (the commits the relay reported, in order) are
     /// applied, and the same change is made again on the new epoch. Returns what the missed
-    /// messages meant, and the new commit to send, if the change still has anything to do.
+    /// messages meant, and the new commit to send, if the change still has anything to do. After
+    /// a restart the change itself is no longer known: the commit is discarded and the caller
+    /// makes the change again.
     pub fn epoch_moved(
         &mut self,
         device: &Device,
         missed: &[WireMessage],
     ) -> Result<(Vec<Received>, Option<WireMessage>)> {
-        let change = self
-            .pending
-            .take()
-            .ok_or(ConversationError::NothingPending)?;
+        if !self.has_pending_change() {
+            return Err(ConversationError::NothingPending);
+        }
+        let change = self.pending.take();
         self.group
             .clear_pending_commit(device.provider.storage())
             .map_err(mls("discard pending commit"))?;
@@ -610,8 +614,9 @@ impl Conversation {
             return Ok((received, None));
         }
         let retry = match change {
-            Change::RemoveDevices(devices) if self.leaf_indices(&devices).is_empty() => None,
-            change => Some(self.propose(device, change)?),
+            None => None,
+            Some(Change::RemoveDevices(devices)) if self.leaf_indices(&devices).is_empty() => None,
+            Some(change) => Some(self.propose(device, change)?),
         };
         Ok((received, retry))
     }
@@ -669,6 +674,15 @@ impl Conversation {
                         leaf.credential(),
                         leaf.signature_key().as_slice(),
                     )?);
+                }
+                // A committer's new leaf, and any updated leaf, must still be vouched for, with
+                // the leaf's signature key as the credential's device key.
+                if let Some(leaf) = staged.update_path_leaf_node() {
+                    verified_credential(leaf.credential(), leaf.signature_key().as_slice())?;
+                }
+                for proposal in staged.update_proposals() {
+                    let leaf = proposal.update_proposal().leaf_node();
+                    verified_credential(leaf.credential(), leaf.signature_key().as_slice())?;
                 }
                 for credential in staged.credentials_to_verify() {
                     let basic = BasicCredential::try_from(credential.clone())

@@ -398,3 +398,38 @@ fn a_key_package_with_a_forged_credential_is_refused() {
         Err(ConversationError::Malformed)
     ));
 }
+
+#[test]
+fn a_pending_commit_survives_a_restart_and_is_confirmed_after_it() {
+    let (account, _) = AccountKey::generate().unwrap();
+    let key = DeviceKey::generate().unwrap();
+    let seed = ward_core::secret::Secret32::from_slice(key.seed().as_bytes()).unwrap();
+    let credential = account.issue(UserId([1; 16]), DeviceId([1; 16]), &key);
+    let alice = Device::new(key, credential.clone()).unwrap();
+    let bob = device(2);
+    let carol = device(3);
+    let (mut at_alice, mut joined) =
+        conversation_of(&alice, &[&bob], &team("t", None), group_id(2));
+    let mut at_bob = joined.remove(0);
+
+    let add = at_alice
+        .add_members(&alice, &carol.key_packages(1).unwrap())
+        .unwrap();
+    let state = alice.save_state().unwrap();
+    drop(at_alice);
+    drop(alice);
+
+    // The relay accepted the commit while Alice's app was closed.
+    let alice = Device::restore(DeviceKey::from_seed(seed).unwrap(), credential, &state).unwrap();
+    let mut at_alice = alice.conversation(&group_id(2)).unwrap().unwrap();
+    assert!(at_alice.has_pending_change());
+    assert!(matches!(
+        at_alice.send(&alice, &text(1, "not yet")),
+        Err(ConversationError::ChangePending)
+    ));
+    at_alice.commit_accepted(&alice).unwrap();
+    changed(at_bob.receive(&bob, &add).unwrap());
+    assert_eq!(at_alice.epoch_authenticator(), at_bob.epoch_authenticator());
+    let at_carol = carol.join(&welcome_of(&add)).unwrap();
+    assert_eq!(at_carol.epoch_authenticator(), at_bob.epoch_authenticator());
+}

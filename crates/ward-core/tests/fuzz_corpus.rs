@@ -6,19 +6,34 @@
 
 use std::path::Path;
 
-#[test]
-fn the_mls_incoming_corpus_replays_without_a_panic() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/mls_incoming");
+/// Feeds every file of `fuzz/corpus/TARGET` to `entry`; there must be at least `at_least`.
+fn replay(target: &str, entry: fn(&[u8]), at_least: usize) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
     let mut replayed = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let data = std::fs::read(entry.unwrap().path()).unwrap();
-        ward_core::fuzzing::mls_incoming(&data);
+    for file in std::fs::read_dir(&dir).unwrap() {
+        entry(&std::fs::read(file.unwrap().path()).unwrap());
         replayed += 1;
     }
     assert!(
-        replayed >= 5,
+        replayed >= at_least,
         "only {replayed} corpus files in {}",
         dir.display()
+    );
+}
+
+#[test]
+fn the_mls_incoming_corpus_replays_without_a_panic() {
+    replay("mls_incoming", ward_core::fuzzing::mls_incoming, 5);
+}
+
+#[test]
+fn the_attachment_stream_corpus_replays_without_a_panic() {
+    replay(
+        "attachment_stream",
+        ward_core::fuzzing::attachment_stream,
+        8,
     );
 }
 
@@ -39,22 +54,6 @@ fn write_mls_seed_corpus() {
         std::fs::write(dir.join(format!("seed-{name}-flip{cut}")), flipped).unwrap();
         std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
     }
-}
-
-#[test]
-fn the_attachment_stream_corpus_replays_without_a_panic() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/attachment_stream");
-    let mut replayed = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let data = std::fs::read(entry.unwrap().path()).unwrap();
-        ward_core::fuzzing::attachment_stream(&data);
-        replayed += 1;
-    }
-    assert!(
-        replayed >= 8,
-        "only {replayed} corpus files in {}",
-        dir.display()
-    );
 }
 
 /// Writes the seed corpus: valid streams under the fuzz key at the boundary sizes, and the
