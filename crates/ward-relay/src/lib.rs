@@ -6,5 +6,9 @@
 //! be able to read it: no content, names of care teams or patient tags ever reach it, and its logs
 //! and metrics carry opaque ids and counts only.
 
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod serve;
 pub mod sqlite_store;
 pub mod store;

@@ -1,0 +1,798 @@
+//! The relay's HTTP API: `fn app(state) -> Router`, tested with `oneshot` and served by `serve`.
+//!
+//! Requests and answers are JSON with hex for bytes. Everything but enrollment, the auth
+//! handshake, `/healthz` and `/metrics` needs a session token. A device gets one by signing a
+//! fresh server challenge with its device key. Errors answer `{code, message}` with fixed text and
+//! never with internal detail. Logs name opaque ids only.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ring::rand::SecureRandom;
+use serde::{Deserialize, Serialize};
+use ward_core::identity::DeviceCredential;
+use ward_proto::{DeviceId, GroupId};
+
+use crate::store::{
+    Appended, CommitUpload, EnrollError, Enrollment, EntryKind, MessageUpload, RelayStore,
+    StoreError,
+};
+
+/// What every handler shares.
+pub struct AppState {
+    store: Arc<dyn RelayStore>,
+    rng: ring::rand::SystemRandom,
+    /// Challenges handed out and not yet answered, by challenge, with the device and expiry.
+    challenges: Mutex<HashMap<[u8; 32], (DeviceId, Instant)>>,
+    /// Live sessions, by SHA-256 of the token, with the device and expiry.
+    sessions: Mutex<HashMap<[u8; 32], (DeviceId, Instant)>>,
+    limits: Limits,
+    /// Request counters for `/metrics`.
+    counters: Counters,
+}
+
+/// The knobs hospital IT may turn; see `relay.toml`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest JSON request body.
+    pub max_request_bytes: usize,
+    /// How long a session token lasts.
+    pub session_lifetime: Duration,
+    /// How long a challenge may wait for its answer.
+    pub challenge_lifetime: Duration,
+    /// Most entries one inbox read returns.
+    pub max_read: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            // Commits with large Welcomes (X-Wing keys for many members) run to a few MiB.
+            max_request_bytes: 16 * 1024 * 1024,
+            session_lifetime: Duration::from_secs(12 * 3600),
+            challenge_lifetime: Duration::from_secs(60),
+            max_read: 1000,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    enrollments: AtomicU64,
+    sessions: AtomicU64,
+    commits: AtomicU64,
+    commits_refused: AtomicU64,
+    messages: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl AppState {
+    /// State over `store`.
+    pub fn new(store: Arc<dyn RelayStore>, limits: Limits) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            rng: ring::rand::SystemRandom::new(),
+            challenges: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            limits,
+            counters: Counters::default(),
+        })
+    }
+
+    fn random<const N: usize>(&self) -> Result<[u8; N], ApiError> {
+        let mut bytes = [0u8; N];
+        self.rng.fill(&mut bytes).map_err(|_| ApiError::Internal)?;
+        Ok(bytes)
+    }
+}
+
+/// The relay's routes.
+pub fn app(state: Arc<AppState>) -> Router {
+    let limit = state.limits.max_request_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/enroll", post(enroll))
+        .route("/v1/auth/challenge", post(challenge))
+        .route("/v1/auth/session", post(session))
+        .route("/v1/directory", get(directory))
+        .route("/v1/key-packages", post(upload_key_packages))
+        .route("/v1/key-packages/claim", post(claim_key_package))
+        .route("/v1/commit", post(commit))
+        .route("/v1/message", post(message))
+        .route("/v1/inbox", get(inbox))
+        .route("/v1/ack", post(ack))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// An error as clients see it: a stable code and a fixed sentence, never internal text.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request body is not what the endpoint takes.
+    BadRequest,
+    /// No valid session, or a bad signature.
+    Unauthorized,
+    /// The device is revoked or its user disabled.
+    Forbidden,
+    /// The invite code is unknown.
+    UnknownInvite,
+    /// The invite was used, revoked or expired.
+    InviteSpent,
+    /// The device id or user id is taken.
+    Conflict,
+    /// Not a member of that group.
+    NotAMember,
+    /// Another commit won the epoch.
+    EpochMoved {
+        /// The group's epoch now.
+        current_epoch: u64,
+    },
+    /// Something failed inside the relay; details are in its log, not here.
+    Internal,
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    code: &'static str,
+    message: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_epoch: Option<u64>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, current_epoch) = match self {
+            Self::BadRequest => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The request is malformed.",
+                None,
+            ),
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Sign in again.",
+                None,
+            ),
+            Self::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "This device or account has been disabled by IT.",
+                None,
+            ),
+            Self::UnknownInvite => (
+                StatusCode::NOT_FOUND,
+                "unknown_invite",
+                "The invite code is not valid.",
+                None,
+            ),
+            Self::InviteSpent => (
+                StatusCode::GONE,
+                "invite_spent",
+                "The invite was already used, revoked, or has expired.",
+                None,
+            ),
+            Self::Conflict => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "That device is already enrolled.",
+                None,
+            ),
+            Self::NotAMember => (
+                StatusCode::FORBIDDEN,
+                "not_a_member",
+                "This device is not a member of that conversation.",
+                None,
+            ),
+            Self::EpochMoved { current_epoch } => (
+                StatusCode::CONFLICT,
+                "epoch_moved",
+                "The conversation changed; sync and try again.",
+                Some(current_epoch),
+            ),
+            Self::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "The relay had a problem; try again.",
+                None,
+            ),
+        };
+        (
+            status,
+            Json(ErrorBody {
+                code,
+                message,
+                current_epoch,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotAMember => Self::NotAMember,
+            StoreError::Database(_) => Self::Internal,
+        }
+    }
+}
+
+fn unhex<const N: usize>(text: &str) -> Result<[u8; N], ApiError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or(ApiError::BadRequest)
+}
+
+fn unhex_vec(text: &str) -> Result<Vec<u8>, ApiError> {
+    hex::decode(text).map_err(|_| ApiError::BadRequest)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
+}
+
+/// Runs a store call off the async runtime: SQLite blocks while it syncs to disk.
+async fn blocking<T: Send + 'static>(
+    state: &Arc<AppState>,
+    work: impl FnOnce(&dyn RelayStore) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = Arc::clone(&state.store);
+    let result = tokio::task::spawn_blocking(move || work(&*store))
+        .await
+        .map_err(|_| ApiError::Internal)?;
+    if let Err(ApiError::Internal) = &result {
+        state.counters.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    result
+}
+
+/// The device behind the request's bearer token, if the session is live and the device may still
+/// connect.
+async fn authenticated(state: &Arc<AppState>, headers: &HeaderMap) -> Result<DeviceId, ApiError> {
+    let token = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    let token: [u8; 32] = unhex(token).map_err(|_| ApiError::Unauthorized)?;
+    let key = token_key(&token);
+    let device = {
+        let mut sessions = state.sessions.lock().map_err(|_| ApiError::Internal)?;
+        match sessions.get(&key) {
+            Some((device, expires)) if *expires > Instant::now() => *device,
+            Some(_) => {
+                sessions.remove(&key);
+                return Err(ApiError::Unauthorized);
+            }
+            None => return Err(ApiError::Unauthorized),
+        }
+    };
+    // Revocation takes effect on the next request, not at the next sign-in.
+    let allowed = blocking(state, move |store| {
+        Ok(store.device(&device)?.is_some_and(|(_, allowed)| allowed))
+    })
+    .await?;
+    if allowed {
+        Ok(device)
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// Sessions are looked up by the token's hash, so a memory dump shows no usable token.
+fn token_key(token: &[u8; 32]) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token).as_ref());
+    key
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Result<String, ApiError> {
+    let counts = blocking(&state, |store| Ok(store.counts()?)).await?;
+    let c = &state.counters;
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let lines = [
+        ("ward_relay_users", "gauge", counts.users),
+        ("ward_relay_devices", "gauge", counts.devices),
+        ("ward_relay_groups", "gauge", counts.groups),
+        ("ward_relay_log_entries", "gauge", counts.log_entries),
+        ("ward_relay_key_packages", "gauge", counts.key_packages),
+        ("ward_relay_open_invites", "gauge", counts.open_invites),
+        (
+            "ward_relay_enrollments_total",
+            "counter",
+            load(&c.enrollments),
+        ),
+        ("ward_relay_sessions_total", "counter", load(&c.sessions)),
+        ("ward_relay_commits_total", "counter", load(&c.commits)),
+        (
+            "ward_relay_commits_refused_total",
+            "counter",
+            load(&c.commits_refused),
+        ),
+        ("ward_relay_messages_total", "counter", load(&c.messages)),
+        (
+            "ward_relay_internal_errors_total",
+            "counter",
+            load(&c.errors),
+        ),
+    ];
+    Ok(lines
+        .iter()
+        .map(|(name, kind, value)| format!("# TYPE {name} {kind}\n{name} {value}\n"))
+        .collect())
+}
+
+/// `POST /v1/enroll`: a one-time invite code and the first device's credential.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The code an admin printed with `ward-relay invite create`.
+    pub invite: String,
+    /// The device credential, hex; it names the user id, device id and account key.
+    pub credential: String,
+}
+
+/// The answer to an enrollment.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The display name IT gave the clinician.
+    pub name: String,
+    /// Their role.
+    pub role: String,
+}
+
+async fn enroll(
+    State(state): State<Arc<AppState>>,
+    Json(request): Json<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    let credential_bytes = unhex_vec(&request.credential)?;
+    let credential =
+        DeviceCredential::decode_verified(&credential_bytes).map_err(|_| ApiError::BadRequest)?;
+    let mut code_hash = [0u8; 32];
+    code_hash.copy_from_slice(
+        ring::digest::digest(&ring::digest::SHA256, request.invite.trim().as_bytes()).as_ref(),
+    );
+    let enrollment = Enrollment {
+        code_hash,
+        user: credential.user,
+        account_key: credential.account_key,
+        device: credential.device,
+        credential: credential_bytes,
+    };
+    let user = blocking(&state, move |store| {
+        if store.device(&enrollment.device)?.is_some() {
+            return Err(ApiError::Conflict);
+        }
+        store
+            .enroll(&enrollment, now())
+            .map_err(|error| match error {
+                EnrollError::UnknownInvite => ApiError::UnknownInvite,
+                EnrollError::InviteSpent => ApiError::InviteSpent,
+                // A second enrollment for a user id already taken.
+                EnrollError::Store(StoreError::Database(_)) => ApiError::Conflict,
+                EnrollError::Store(other) => other.into(),
+            })
+    })
+    .await?;
+    state.counters.enrollments.fetch_add(1, Ordering::Relaxed);
+    Ok(Json(EnrollResponse {
+        name: user.name,
+        role: user.role,
+    }))
+}
+
+/// `POST /v1/auth/challenge` and the first half of `POST /v1/auth/session`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    /// The device that wants a session, hex.
+    pub device: String,
+}
+
+/// A challenge to sign.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// 32 random bytes, hex.
+    pub challenge: String,
+}
+
+/// Domain separation for the sign-in signature.
+pub const AUTH_LABEL: &[u8] = b"Ward relay sign-in v1\0";
+
+async fn challenge(
+    State(state): State<Arc<AppState>>,
+    Json(request): Json<ChallengeRequest>,
+) -> Result<Json<ChallengeResponse>, ApiError> {
+    let device = DeviceId(unhex(&request.device)?);
+    let challenge: [u8; 32] = state.random()?;
+    let expires = Instant::now() + state.limits.challenge_lifetime;
+    {
+        let mut challenges = state.challenges.lock().map_err(|_| ApiError::Internal)?;
+        let now = Instant::now();
+        challenges.retain(|_, (_, expiry)| *expiry > now);
+        challenges.insert(challenge, (device, expires));
+    }
+    Ok(Json(ChallengeResponse {
+        challenge: hex::encode(challenge),
+    }))
+}
+
+/// `POST /v1/auth/session`: the device's signature over the label and the challenge.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    /// The device, hex.
+    pub device: String,
+    /// The challenge it was given, hex.
+    pub challenge: String,
+    /// Ed25519 signature by the device key over [`AUTH_LABEL`] and the challenge, hex.
+    pub signature: String,
+}
+
+/// A session token for `Authorization: Bearer`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionResponse {
+    /// 32 random bytes, hex.
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+async fn session(
+    State(state): State<Arc<AppState>>,
+    Json(request): Json<SessionRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let device = DeviceId(unhex(&request.device)?);
+    let challenge: [u8; 32] = unhex(&request.challenge)?;
+    let signature: [u8; 64] = unhex(&request.signature)?;
+    // A challenge answers once, whatever the outcome.
+    let issued = state
+        .challenges
+        .lock()
+        .map_err(|_| ApiError::Internal)?
+        .remove(&challenge);
+    match issued {
+        Some((for_device, expiry)) if for_device == device && expiry > Instant::now() => {}
+        _ => return Err(ApiError::Unauthorized),
+    }
+    let record = blocking(&state, move |store| Ok(store.device(&device)?)).await?;
+    let Some((record, allowed)) = record else {
+        return Err(ApiError::Unauthorized);
+    };
+    if !allowed {
+        return Err(ApiError::Forbidden);
+    }
+    let credential =
+        DeviceCredential::decode_verified(&record.credential).map_err(|_| ApiError::Internal)?;
+    let mut signed = AUTH_LABEL.to_vec();
+    signed.extend_from_slice(&challenge);
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, credential.device_key)
+        .verify(&signed, &signature)
+        .map_err(|_| ApiError::Unauthorized)?;
+    let token: [u8; 32] = state.random()?;
+    let lifetime = state.limits.session_lifetime;
+    state
+        .sessions
+        .lock()
+        .map_err(|_| ApiError::Internal)?
+        .insert(token_key(&token), (device, Instant::now() + lifetime));
+    state.counters.sessions.fetch_add(1, Ordering::Relaxed);
+    Ok(Json(SessionResponse {
+        token: hex::encode(token),
+        expires_in: lifetime.as_secs(),
+    }))
+}
+
+/// One user in the directory.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DirectoryUser {
+    /// User id, hex.
+    pub user: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Account key, hex.
+    pub account_key: String,
+    /// Credentials of the devices that may connect, hex.
+    pub devices: Vec<String>,
+}
+
+async fn directory(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<DirectoryUser>>, ApiError> {
+    authenticated(&state, &headers).await?;
+    let users = blocking(&state, |store| Ok(store.users()?)).await?;
+    Ok(Json(
+        users
+            .into_iter()
+            .filter(|user| !user.disabled)
+            .map(|user| DirectoryUser {
+                user: hex::encode(user.user.as_bytes()),
+                name: user.name,
+                role: user.role,
+                account_key: hex::encode(user.account_key),
+                devices: user
+                    .devices
+                    .into_iter()
+                    .filter(|device| !device.revoked)
+                    .map(|device| hex::encode(device.credential))
+                    .collect(),
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /v1/key-packages`: a batch of one-time key packages and maybe a last-resort one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPackagesRequest {
+    /// TLS-encoded MLS key packages, hex.
+    pub key_packages: Vec<String>,
+    /// The last-resort key package, hex.
+    pub last_resort: Option<String>,
+}
+
+async fn upload_key_packages(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<KeyPackagesRequest>,
+) -> Result<StatusCode, ApiError> {
+    let device = authenticated(&state, &headers).await?;
+    let key_packages = request
+        .key_packages
+        .iter()
+        .map(|text| unhex_vec(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let last_resort = request.last_resort.as_deref().map(unhex_vec).transpose()?;
+    blocking(&state, move |store| {
+        Ok(store.upload_key_packages(&device, &key_packages, last_resort.as_deref())?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/key-packages/claim`: one key package of another device.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// The device whose key package is wanted, hex.
+    pub device: String,
+}
+
+/// A claimed key package, or none when the device has none at all.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClaimResponse {
+    /// TLS-encoded MLS key package, hex.
+    pub key_package: Option<String>,
+}
+
+async fn claim_key_package(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<ClaimRequest>,
+) -> Result<Json<ClaimResponse>, ApiError> {
+    authenticated(&state, &headers).await?;
+    let device = DeviceId(unhex(&request.device)?);
+    let key_package = blocking(&state, move |store| Ok(store.claim_key_package(&device)?)).await?;
+    Ok(Json(ClaimResponse {
+        key_package: key_package.map(hex::encode),
+    }))
+}
+
+/// `POST /v1/commit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    /// Group id, hex.
+    pub group: String,
+    /// The epoch the commit was built on.
+    pub epoch: u64,
+    /// Idempotency key, hex (16 bytes).
+    pub send_id: String,
+    /// The MLS commit, hex.
+    pub message: String,
+    /// Devices the commit adds, hex.
+    #[serde(default)]
+    pub added: Vec<String>,
+    /// Devices the commit removes, hex.
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// The Welcome for the added devices, hex.
+    pub welcome: Option<String>,
+}
+
+/// Where an upload landed in the group's log.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Sequenced {
+    /// Its sequence.
+    pub sequence: u64,
+}
+
+async fn commit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<CommitRequest>,
+) -> Result<Json<Sequenced>, ApiError> {
+    let sender = authenticated(&state, &headers).await?;
+    let devices = |list: &[String]| {
+        list.iter()
+            .map(|text| unhex(text).map(DeviceId))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let upload = CommitUpload {
+        group: GroupId(unhex(&request.group)?),
+        epoch: request.epoch,
+        sender,
+        send_id: unhex(&request.send_id)?,
+        message: unhex_vec(&request.message)?,
+        added: devices(&request.added)?,
+        removed: devices(&request.removed)?,
+        welcome: request.welcome.as_deref().map(unhex_vec).transpose()?,
+        received_at: now(),
+    };
+    let appended = blocking(&state, move |store| Ok(store.append_commit(&upload)?)).await?;
+    match appended {
+        Appended::Accepted { sequence } | Appended::AlreadyStored { sequence } => {
+            state.counters.commits.fetch_add(1, Ordering::Relaxed);
+            Ok(Json(Sequenced { sequence }))
+        }
+        Appended::EpochMoved { current_epoch } => {
+            state
+                .counters
+                .commits_refused
+                .fetch_add(1, Ordering::Relaxed);
+            Err(ApiError::EpochMoved { current_epoch })
+        }
+    }
+}
+
+/// `POST /v1/message`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    /// Group id, hex.
+    pub group: String,
+    /// The epoch it was encrypted in.
+    pub epoch: u64,
+    /// Idempotency key, hex (16 bytes).
+    pub send_id: String,
+    /// The MLS application message, hex.
+    pub message: String,
+}
+
+async fn message(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<MessageRequest>,
+) -> Result<Json<Sequenced>, ApiError> {
+    let sender = authenticated(&state, &headers).await?;
+    let upload = MessageUpload {
+        group: GroupId(unhex(&request.group)?),
+        epoch: request.epoch,
+        sender,
+        send_id: unhex(&request.send_id)?,
+        message: unhex_vec(&request.message)?,
+        received_at: now(),
+    };
+    let appended = blocking(&state, move |store| Ok(store.append_message(&upload)?)).await?;
+    match appended {
+        Appended::Accepted { sequence } | Appended::AlreadyStored { sequence } => {
+            state.counters.messages.fetch_add(1, Ordering::Relaxed);
+            Ok(Json(Sequenced { sequence }))
+        }
+        Appended::EpochMoved { .. } => Err(ApiError::Internal),
+    }
+}
+
+/// What waits for a device.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Inbox {
+    /// Welcomes to groups it was added to.
+    pub welcomes: Vec<InboxWelcome>,
+    /// Log entries after its cursors, in sequence order per group.
+    pub entries: Vec<InboxEntry>,
+}
+
+/// A Welcome in the inbox.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InboxWelcome {
+    /// Group id, hex.
+    pub group: String,
+    /// The sequence of the commit that added the device.
+    pub after_sequence: u64,
+    /// The MLS Welcome, hex.
+    pub welcome: String,
+}
+
+/// A log entry in the inbox.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InboxEntry {
+    /// Group id, hex.
+    pub group: String,
+    /// Its sequence in the group.
+    pub sequence: u64,
+    /// The epoch it was sent in.
+    pub epoch: u64,
+    /// Whether it is a commit (otherwise an application message).
+    pub commit: bool,
+    /// The sending device, hex.
+    pub sender: String,
+    /// The MLS message, hex.
+    pub message: String,
+}
+
+async fn inbox(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Inbox>, ApiError> {
+    let device = authenticated(&state, &headers).await?;
+    let limit = state.limits.max_read;
+    let (welcomes, entries) = blocking(&state, move |store| {
+        Ok((store.welcomes(&device)?, store.read(&device, limit)?))
+    })
+    .await?;
+    Ok(Json(Inbox {
+        welcomes: welcomes
+            .into_iter()
+            .map(|welcome| InboxWelcome {
+                group: hex::encode(welcome.group.as_bytes()),
+                after_sequence: welcome.after_sequence,
+                welcome: hex::encode(welcome.welcome),
+            })
+            .collect(),
+        entries: entries
+            .into_iter()
+            .map(|entry| InboxEntry {
+                group: hex::encode(entry.group.as_bytes()),
+                sequence: entry.sequence,
+                epoch: entry.epoch,
+                commit: entry.kind == EntryKind::Commit,
+                sender: hex::encode(entry.sender.as_bytes()),
+                message: hex::encode(entry.message),
+            })
+            .collect(),
+    }))
+}
+
+/// `POST /v1/ack`: the device has durably processed its log up to `sequence`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// Group id, hex.
+    pub group: String,
+    /// The last sequence processed.
+    pub sequence: u64,
+}
+
+async fn ack(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<AckRequest>,
+) -> Result<StatusCode, ApiError> {
+    let device = authenticated(&state, &headers).await?;
+    let group = GroupId(unhex(&request.group)?);
+    blocking(&state, move |store| {
+        Ok(store.ack(&device, &group, request.sequence)?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

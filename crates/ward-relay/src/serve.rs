@@ -1,0 +1,96 @@
+//! `ward-relay serve`: binds, prints where it listens, serves until SIGTERM or Ctrl-C, and
+//! deletes log entries past the retention limit once an hour.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::api::{app, AppState};
+use crate::config::Config;
+use crate::sqlite_store::SqliteStore;
+use crate::store::RelayStore;
+
+/// Why the relay stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The settings are not usable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The store could not be opened.
+    #[error("cannot open the relay's database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The address could not be bound, or the server failed.
+    #[error("cannot serve on {address}: {reason}")]
+    Io {
+        /// Where.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Serves until a shutdown signal. The first line on stdout is `listening on ADDRESS`, with the
+/// real port when the configured one was 0.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    config.check()?;
+    let store: Arc<dyn RelayStore> = Arc::new(SqliteStore::open(&config.data_dir)?);
+    let state = AppState::new(Arc::clone(&store), config.limits.clone());
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| ServeError::Io {
+            address: config.listen.to_string(),
+            reason: error.to_string(),
+        })?;
+    let address = listener.local_addr().map_err(|error| ServeError::Io {
+        address: config.listen.to_string(),
+        reason: error.to_string(),
+    })?;
+    #[allow(clippy::print_stdout)]
+    {
+        // Scripts and tests wait for this line to learn the port.
+        println!("listening on {address}");
+    }
+    let retention = config.retention;
+    let expiry = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let cutoff = SystemTime::now()
+                .checked_sub(retention)
+                .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |elapsed| elapsed.as_secs());
+            let store = Arc::clone(&store);
+            let _ = tokio::task::spawn_blocking(move || store.expire(cutoff)).await;
+        }
+    });
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    expiry.abort();
+    served.map_err(|error| ServeError::Io {
+        address: address.to_string(),
+        reason: error.to_string(),
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            () = terminate => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
