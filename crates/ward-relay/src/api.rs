@@ -10,16 +10,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ring::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
 use ward_core::identity::DeviceCredential;
 use ward_proto::{DeviceId, GroupId};
 
+use crate::blobs::{BlobError, BlobStore, Stored};
 use crate::store::{
     Appended, CommitUpload, EnrollError, Enrollment, EntryKind, MessageUpload, RelayStore,
     StoreError,
@@ -28,6 +30,7 @@ use crate::store::{
 /// What every handler shares.
 pub struct AppState {
     store: Arc<dyn RelayStore>,
+    blobs: BlobStore,
     rng: ring::rand::SystemRandom,
     /// Challenges handed out and not yet answered, by challenge, with the device and expiry.
     challenges: Mutex<HashMap<[u8; 32], (DeviceId, Instant)>>,
@@ -49,6 +52,8 @@ pub struct Limits {
     pub challenge_lifetime: Duration,
     /// Most entries one inbox read returns.
     pub max_read: usize,
+    /// Largest attachment blob.
+    pub max_blob_bytes: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +64,7 @@ impl Default for Limits {
             session_lifetime: Duration::from_secs(12 * 3600),
             challenge_lifetime: Duration::from_secs(60),
             max_read: 1000,
+            max_blob_bytes: 2 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -74,10 +80,15 @@ struct Counters {
 }
 
 impl AppState {
-    /// State over `store`.
-    pub fn new(store: Arc<dyn RelayStore>, limits: Limits) -> Arc<Self> {
+    /// State over `store`, with blobs under `blob_dir`.
+    pub fn new(
+        store: Arc<dyn RelayStore>,
+        blob_dir: &std::path::Path,
+        limits: Limits,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
+            blobs: BlobStore::new(blob_dir, limits.max_blob_bytes),
             rng: ring::rand::SystemRandom::new(),
             challenges: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
@@ -110,6 +121,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/inbox", get(inbox))
         .route("/v1/ack", post(ack))
         .layer(DefaultBodyLimit::max(limit))
+        // Blobs stream to disk under their own limit, checked as the bytes arrive.
+        .route(
+            "/v1/blobs/{id}",
+            put(put_blob)
+                .get(get_blob)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .with_state(state)
 }
 
@@ -130,6 +148,10 @@ pub enum ApiError {
     Conflict,
     /// Not a member of that group.
     NotAMember,
+    /// The blob is over the relay's size limit.
+    BlobTooLarge,
+    /// No blob has that id.
+    BlobNotFound,
     /// Another commit won the epoch.
     EpochMoved {
         /// The group's epoch now.
@@ -197,6 +219,18 @@ impl IntoResponse for ApiError {
                 "epoch_moved",
                 "The conversation changed; sync and try again.",
                 Some(current_epoch),
+            ),
+            Self::BlobTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "blob_too_large",
+                "The file is larger than your organization allows.",
+                None,
+            ),
+            Self::BlobNotFound => (
+                StatusCode::NOT_FOUND,
+                "blob_not_found",
+                "The file is no longer on the relay.",
+                None,
             ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -795,4 +829,57 @@ async fn ack(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+impl From<BlobError> for ApiError {
+    fn from(error: BlobError) -> Self {
+        match error {
+            BlobError::TooLarge => Self::BlobTooLarge,
+            BlobError::NotFound => Self::BlobNotFound,
+            BlobError::Incomplete => Self::BadRequest,
+            BlobError::Io(_) => Self::Internal,
+        }
+    }
+}
+
+/// The stored size of an uploaded blob.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BlobStored {
+    /// Bytes stored; absent when a blob with this id was already complete.
+    pub size: Option<u64>,
+}
+
+async fn put_blob(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<(StatusCode, Json<BlobStored>), ApiError> {
+    authenticated(&state, &headers).await?;
+    let id = ward_proto::BlobId(unhex(&id)?);
+    match state.blobs.put(&id, body.into_data_stream()).await? {
+        Stored::New(size) => Ok((StatusCode::CREATED, Json(BlobStored { size: Some(size) }))),
+        Stored::AlreadyPresent => Ok((StatusCode::OK, Json(BlobStored { size: None }))),
+    }
+}
+
+async fn get_blob(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authenticated(&state, &headers).await?;
+    let id = ward_proto::BlobId(unhex(&id)?);
+    let (body, len) = state.blobs.get(&id).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_LENGTH, len.to_string()),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }

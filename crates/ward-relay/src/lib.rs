@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod blobs;
 pub mod config;
 pub mod serve;
 pub mod sqlite_store;

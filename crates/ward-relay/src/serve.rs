@@ -33,7 +33,11 @@ pub enum ServeError {
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     config.check()?;
     let store: Arc<dyn RelayStore> = Arc::new(SqliteStore::open(&config.data_dir)?);
-    let state = AppState::new(Arc::clone(&store), config.limits.clone());
+    let state = AppState::new(
+        Arc::clone(&store),
+        &config.data_dir.join("blobs"),
+        config.limits.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|error| ServeError::Io {

@@ -29,10 +29,15 @@ fn relay() -> Relay {
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let limits = Limits {
         max_request_bytes: 64 * 1024,
+        max_blob_bytes: 1024 * 1024,
         ..Limits::default()
     };
     Relay {
-        router: app(AppState::new(store.clone(), limits)),
+        router: app(AppState::new(
+            store.clone(),
+            &dir.path().join("blobs"),
+            limits,
+        )),
         store,
         _dir: dir,
     }
@@ -423,4 +428,112 @@ async fn limits_health_and_metrics() {
         !text.contains("Alice") && !text.contains(&"01".repeat(16)),
         "{text}"
     );
+}
+
+async fn raw(
+    relay: &Relay,
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(body))
+        .unwrap();
+    let response = relay.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, bytes.to_vec())
+}
+
+#[tokio::test]
+async fn blobs_stream_in_and_out_whole_or_not_at_all() {
+    let relay = relay();
+    let (_, token) = enrolled(&relay, 1, "Alice").await;
+    let id = "ab".repeat(32);
+    // Larger than the JSON limit: blobs have their own.
+    let blob: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let (status, body) = raw(
+        &relay,
+        "PUT",
+        &format!("/v1/blobs/{id}"),
+        &token,
+        blob.clone(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, body) = raw(
+        &relay,
+        "PUT",
+        &format!("/v1/blobs/{id}"),
+        &token,
+        vec![1, 2, 3],
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a second upload of an id changes nothing"
+    );
+    let _ = body;
+    let (status, fetched) = raw(
+        &relay,
+        "GET",
+        &format!("/v1/blobs/{id}"),
+        &token,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fetched, blob);
+
+    let too_big = vec![0u8; 1024 * 1024 + 1];
+    let other = "cd".repeat(32);
+    let (status, body) = raw(
+        &relay,
+        "PUT",
+        &format!("/v1/blobs/{other}"),
+        &token,
+        too_big,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(String::from_utf8_lossy(&body).contains("blob_too_large"));
+    let (status, _) = raw(
+        &relay,
+        "GET",
+        &format!("/v1/blobs/{other}"),
+        &token,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let leftovers: Vec<_> = std::fs::read_dir(relay._dir.path().join("blobs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "no partial file stays behind: {leftovers:?}"
+    );
+    let (status, _) = raw(
+        &relay,
+        "GET",
+        &format!("/v1/blobs/{id}"),
+        &"00".repeat(32),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
