@@ -39,6 +39,10 @@ pub struct AppState {
     limits: Limits,
     /// Request counters for `/metrics`.
     counters: Counters,
+    /// Which group just got a new entry, for the WebSocket pushes.
+    appended: tokio::sync::broadcast::Sender<GroupId>,
+    /// Open WebSocket connections.
+    live_connections: AtomicU64,
 }
 
 /// The knobs hospital IT may turn; see `relay.toml`.
@@ -94,6 +98,8 @@ impl AppState {
             sessions: Mutex::new(HashMap::new()),
             limits,
             counters: Counters::default(),
+            appended: tokio::sync::broadcast::channel(1024).0,
+            live_connections: AtomicU64::new(0),
         })
     }
 
@@ -120,6 +126,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/message", post(message))
         .route("/v1/inbox", get(inbox))
         .route("/v1/ack", post(ack))
+        .route("/v1/push", get(push))
         .layer(DefaultBodyLimit::max(limit))
         // Blobs stream to disk under their own limit, checked as the bytes arrive.
         .route(
@@ -672,8 +679,9 @@ async fn commit(
             .map(|text| unhex(text).map(DeviceId))
             .collect::<Result<Vec<_>, _>>()
     };
+    let group = GroupId(unhex(&request.group)?);
     let upload = CommitUpload {
-        group: GroupId(unhex(&request.group)?),
+        group,
         epoch: request.epoch,
         sender,
         send_id: unhex(&request.send_id)?,
@@ -687,6 +695,7 @@ async fn commit(
     match appended {
         Appended::Accepted { sequence } | Appended::AlreadyStored { sequence } => {
             state.counters.commits.fetch_add(1, Ordering::Relaxed);
+            let _ = state.appended.send(group);
             Ok(Json(Sequenced { sequence }))
         }
         Appended::EpochMoved { current_epoch } => {
@@ -719,8 +728,9 @@ async fn message(
     Json(request): Json<MessageRequest>,
 ) -> Result<Json<Sequenced>, ApiError> {
     let sender = authenticated(&state, &headers).await?;
+    let group = GroupId(unhex(&request.group)?);
     let upload = MessageUpload {
-        group: GroupId(unhex(&request.group)?),
+        group,
         epoch: request.epoch,
         sender,
         send_id: unhex(&request.send_id)?,
@@ -731,6 +741,7 @@ async fn message(
     match appended {
         Appended::Accepted { sequence } | Appended::AlreadyStored { sequence } => {
             state.counters.messages.fetch_add(1, Ordering::Relaxed);
+            let _ = state.appended.send(group);
             Ok(Json(Sequenced { sequence }))
         }
         Appended::EpochMoved { .. } => Err(ApiError::Internal),
@@ -882,4 +893,50 @@ async fn get_blob(
         body,
     )
         .into_response())
+}
+
+/// `GET /v1/push`: a WebSocket on which the relay sends the text `sync` whenever a group the
+/// device reads has a new entry, and once on connecting. The device then reads its inbox; the
+/// push itself carries nothing.
+async fn push(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let device = authenticated(&state, &headers).await?;
+    Ok(upgrade.on_upgrade(move |socket| push_loop(state, device, socket)))
+}
+
+async fn push_loop(
+    state: Arc<AppState>,
+    device: DeviceId,
+    mut socket: axum::extract::ws::WebSocket,
+) {
+    use axum::extract::ws::Message;
+    use tokio::sync::broadcast::error::RecvError;
+    state.live_connections.fetch_add(1, Ordering::Relaxed);
+    let mut appended = state.appended.subscribe();
+    // Whatever arrived while the device was away.
+    let mut wanted = socket.send(Message::Text("sync".into())).await.is_ok();
+    while wanted {
+        tokio::select! {
+            notice = appended.recv() => {
+                let relevant = match notice {
+                    Ok(group) => blocking(&state, move |store| Ok(store.reads_group(&device, &group)?))
+                        .await
+                        .unwrap_or(true),
+                    // Missed notices: tell the device to look, rather than guess.
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => false,
+                };
+                if relevant {
+                    wanted = socket.send(Message::Text("sync".into())).await.is_ok();
+                }
+            }
+            incoming = socket.recv() => {
+                wanted = matches!(incoming, Some(Ok(message)) if !matches!(message, Message::Close(_)));
+            }
+        }
+    }
+    state.live_connections.fetch_sub(1, Ordering::Relaxed);
 }

@@ -696,6 +696,18 @@ impl RelayStore for SqliteStore {
         })
     }
 
+    fn reads_group(&self, device: &DeviceId, group: &GroupId) -> Result<bool, StoreError> {
+        self.lock()?
+            .query_row(
+                "SELECT 1 FROM member WHERE group_id = ?1 AND device_id = ?2",
+                params![group.as_bytes().as_slice(), device.as_bytes().as_slice()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(db)
+    }
+
     fn welcomes(&self, device: &DeviceId) -> Result<Vec<PendingWelcome>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection

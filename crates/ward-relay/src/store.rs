@@ -248,6 +248,9 @@ pub trait RelayStore: Send + Sync {
     fn append_commit(&self, upload: &CommitUpload) -> Result<Appended, StoreError>;
     /// Appends an application message, once per group whatever the number of members.
     fn append_message(&self, upload: &MessageUpload) -> Result<Appended, StoreError>;
+    /// Whether `device` reads `group`'s log (members, and removed devices until they have read
+    /// their removal).
+    fn reads_group(&self, device: &DeviceId, group: &GroupId) -> Result<bool, StoreError>;
     /// Welcomes waiting for `device`. They stay until acknowledged.
     fn welcomes(&self, device: &DeviceId) -> Result<Vec<PendingWelcome>, StoreError>;
     /// Entries of the groups `device` belongs to, after its cursor in each, at most `limit`.

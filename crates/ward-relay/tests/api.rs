@@ -537,3 +537,76 @@ async fn blobs_stream_in_and_out_whole_or_not_at_all() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn members_get_a_push_for_their_groups_and_only_theirs() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let relay = relay();
+    let (_, alice_token) = enrolled(&relay, 1, "Alice").await;
+    let (bob, bob_token) = enrolled(&relay, 2, "Bob").await;
+    let (_, carol_token) = enrolled(&relay, 3, "Carol").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = relay.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let connect = |token: String| async move {
+        let mut request = format!("ws://{address}/v1/push")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        tokio_tungstenite::connect_async(request).await.unwrap().0
+    };
+    let mut bob_push = connect(bob_token.clone()).await;
+    let mut carol_push = connect(carol_token.clone()).await;
+    for socket in [&mut bob_push, &mut carol_push] {
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(first, Message::Text("sync".into()), "a push on connecting");
+    }
+
+    let group = "09".repeat(16);
+    let (status, _) = call(
+        &relay,
+        "POST",
+        "/v1/commit",
+        Some(&alice_token),
+        json!({
+            "group": group, "epoch": 0, "send_id": "01".repeat(16), "message": "c0",
+            "added": [hex::encode(bob.device.as_bytes())], "welcome": "57"
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let pushed = tokio::time::timeout(std::time::Duration::from_secs(10), bob_push.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(pushed, Message::Text("sync".into()));
+    // Carol is in no group with a new entry: nothing for her.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), carol_push.next())
+            .await
+            .is_err()
+    );
+
+    let mut request = format!("ws://{address}/v1/push")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", "Bearer 00".parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(request).await.is_err(),
+        "no token, no push"
+    );
+}
