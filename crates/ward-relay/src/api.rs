@@ -43,6 +43,8 @@ pub struct AppState {
     appended: tokio::sync::broadcast::Sender<GroupId>,
     /// Open WebSocket connections.
     live_connections: AtomicU64,
+    /// Each device's token bucket: tokens left and when it was last filled.
+    buckets: Mutex<HashMap<DeviceId, (f64, Instant)>>,
 }
 
 /// The knobs hospital IT may turn; see `relay.toml`.
@@ -58,6 +60,14 @@ pub struct Limits {
     pub max_read: usize,
     /// Largest attachment blob.
     pub max_blob_bytes: u64,
+    /// Requests a device may make per second, on average.
+    pub requests_per_second: u32,
+    /// Requests a device may make in one burst.
+    pub request_burst: u32,
+    /// Requests in flight at once, over all connections; more wait.
+    pub max_in_flight: usize,
+    /// How long one JSON request may take before the relay gives up on it.
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -69,6 +79,10 @@ impl Default for Limits {
             challenge_lifetime: Duration::from_secs(60),
             max_read: 1000,
             max_blob_bytes: 2 * 1024 * 1024 * 1024,
+            requests_per_second: 200,
+            request_burst: 1000,
+            max_in_flight: 1024,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -81,6 +95,7 @@ struct Counters {
     commits_refused: AtomicU64,
     messages: AtomicU64,
     errors: AtomicU64,
+    rate_limited: AtomicU64,
 }
 
 impl AppState {
@@ -100,7 +115,26 @@ impl AppState {
             counters: Counters::default(),
             appended: tokio::sync::broadcast::channel(1024).0,
             live_connections: AtomicU64::new(0),
+            buckets: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Takes one request from `device`'s bucket; false when it is empty.
+    fn admit(&self, device: DeviceId) -> Result<bool, ApiError> {
+        let mut buckets = self.buckets.lock().map_err(|_| ApiError::Internal)?;
+        let now = Instant::now();
+        let burst = f64::from(self.limits.request_burst);
+        let (tokens, filled) = buckets.entry(device).or_insert((burst, now));
+        let refill =
+            now.duration_since(*filled).as_secs_f64() * f64::from(self.limits.requests_per_second);
+        *tokens = (*tokens + refill).min(burst);
+        *filled = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
     }
 
     fn random<const N: usize>(&self) -> Result<[u8; N], ApiError> {
@@ -113,6 +147,8 @@ impl AppState {
 /// The relay's routes.
 pub fn app(state: Arc<AppState>) -> Router {
     let limit = state.limits.max_request_bytes;
+    let timeout = state.limits.request_timeout;
+    let in_flight = state.limits.max_in_flight;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -126,8 +162,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/message", post(message))
         .route("/v1/inbox", get(inbox))
         .route("/v1/ack", post(ack))
-        .route("/v1/push", get(push))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        // Pushes and blobs last as long as they need; they are outside the request timeout.
+        .route("/v1/push", get(push))
         // Blobs stream to disk under their own limit, checked as the bytes arrive.
         .route(
             "/v1/blobs/{id}",
@@ -135,6 +176,7 @@ pub fn app(state: Arc<AppState>) -> Router {
                 .get(get_blob)
                 .layer(DefaultBodyLimit::disable()),
         )
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(in_flight))
         .with_state(state)
 }
 
@@ -155,6 +197,8 @@ pub enum ApiError {
     Conflict,
     /// Not a member of that group.
     NotAMember,
+    /// The device sends faster than its limit.
+    RateLimited,
     /// The blob is over the relay's size limit.
     BlobTooLarge,
     /// No blob has that id.
@@ -226,6 +270,12 @@ impl IntoResponse for ApiError {
                 "epoch_moved",
                 "The conversation changed; sync and try again.",
                 Some(current_epoch),
+            ),
+            Self::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests; Ward will retry shortly.",
+                None,
             ),
             Self::BlobTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -321,6 +371,10 @@ async fn authenticated(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Dev
             None => return Err(ApiError::Unauthorized),
         }
     };
+    if !state.admit(device)? {
+        state.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::RateLimited);
+    }
     // Revocation takes effect on the next request, not at the next sign-in.
     let allowed = blocking(state, move |store| {
         Ok(store.device(&device)?.is_some_and(|(_, allowed)| allowed))

@@ -25,13 +25,16 @@ struct Relay {
 }
 
 fn relay() -> Relay {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let limits = Limits {
+    relay_with(Limits {
         max_request_bytes: 64 * 1024,
         max_blob_bytes: 1024 * 1024,
         ..Limits::default()
-    };
+    })
+}
+
+fn relay_with(limits: Limits) -> Relay {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     Relay {
         router: app(AppState::new(
             store.clone(),
@@ -608,5 +611,28 @@ async fn members_get_a_push_for_their_groups_and_only_theirs() {
     assert!(
         tokio_tungstenite::connect_async(request).await.is_err(),
         "no token, no push"
+    );
+}
+
+#[tokio::test]
+async fn a_device_that_floods_the_relay_is_slowed_with_a_typed_answer() {
+    let relay = relay_with(Limits {
+        requests_per_second: 1,
+        request_burst: 3,
+        ..Limits::default()
+    });
+    let (_, token) = enrolled(&relay, 1, "Alice").await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (status, body) = call(&relay, "GET", "/v1/directory", Some(&token), json!(null)).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses[..3], [StatusCode::OK; 3]);
+    assert!(
+        statuses[3..].contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
     );
 }
