@@ -444,6 +444,16 @@ pub struct EnrollRequest {
     pub credential: String,
 }
 
+impl EnrollRequest {
+    /// The verified credential, and its bytes as they will be stored.
+    pub fn credential(&self) -> Result<(DeviceCredential, Vec<u8>), ApiError> {
+        let bytes = unhex_vec(&self.credential)?;
+        let credential =
+            DeviceCredential::decode_verified(&bytes).map_err(|_| ApiError::BadRequest)?;
+        Ok((credential, bytes))
+    }
+}
+
 /// The answer to an enrollment.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EnrollResponse {
@@ -457,9 +467,7 @@ async fn enroll(
     State(state): State<Arc<AppState>>,
     Json(request): Json<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
-    let credential_bytes = unhex_vec(&request.credential)?;
-    let credential =
-        DeviceCredential::decode_verified(&credential_bytes).map_err(|_| ApiError::BadRequest)?;
+    let (credential, credential_bytes) = request.credential()?;
     let mut code_hash = [0u8; 32];
     code_hash.copy_from_slice(
         ring::digest::digest(&ring::digest::SHA256, request.invite.trim().as_bytes()).as_ref(),
@@ -541,6 +549,17 @@ pub struct SessionRequest {
     pub signature: String,
 }
 
+impl SessionRequest {
+    /// The device, the challenge and the signature, decoded.
+    pub fn decode(&self) -> Result<(DeviceId, [u8; 32], [u8; 64]), ApiError> {
+        Ok((
+            DeviceId(unhex(&self.device)?),
+            unhex(&self.challenge)?,
+            unhex(&self.signature)?,
+        ))
+    }
+}
+
 /// A session token for `Authorization: Bearer`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SessionResponse {
@@ -554,9 +573,7 @@ async fn session(
     State(state): State<Arc<AppState>>,
     Json(request): Json<SessionRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
-    let device = DeviceId(unhex(&request.device)?);
-    let challenge: [u8; 32] = unhex(&request.challenge)?;
-    let signature: [u8; 64] = unhex(&request.signature)?;
+    let (device, challenge, signature) = request.decode()?;
     // A challenge answers once, whatever the outcome.
     let issued = state
         .challenges
@@ -646,18 +663,29 @@ pub struct KeyPackagesRequest {
     pub last_resort: Option<String>,
 }
 
+/// One-time key packages, and maybe a last-resort one, as bytes.
+pub type KeyPackageBatch = (Vec<Vec<u8>>, Option<Vec<u8>>);
+
+impl KeyPackagesRequest {
+    /// The key packages and the last-resort one, decoded.
+    pub fn decode(&self) -> Result<KeyPackageBatch, ApiError> {
+        let key_packages = self
+            .key_packages
+            .iter()
+            .map(|text| unhex_vec(text))
+            .collect::<Result<Vec<_>, _>>()?;
+        let last_resort = self.last_resort.as_deref().map(unhex_vec).transpose()?;
+        Ok((key_packages, last_resort))
+    }
+}
+
 async fn upload_key_packages(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Json(request): Json<KeyPackagesRequest>,
 ) -> Result<StatusCode, ApiError> {
     let device = authenticated(&state, &headers).await?;
-    let key_packages = request
-        .key_packages
-        .iter()
-        .map(|text| unhex_vec(text))
-        .collect::<Result<Vec<_>, _>>()?;
-    let last_resort = request.last_resort.as_deref().map(unhex_vec).transpose()?;
+    let (key_packages, last_resort) = request.decode()?;
     blocking(&state, move |store| {
         Ok(store.upload_key_packages(&device, &key_packages, last_resort.as_deref())?)
     })
@@ -715,6 +743,28 @@ pub struct CommitRequest {
     pub welcome: Option<String>,
 }
 
+impl CommitRequest {
+    /// The upload this request asks for, with every hex field decoded.
+    pub fn into_upload(self, sender: DeviceId, received_at: u64) -> Result<CommitUpload, ApiError> {
+        let devices = |list: &[String]| {
+            list.iter()
+                .map(|text| unhex(text).map(DeviceId))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(CommitUpload {
+            group: GroupId(unhex(&self.group)?),
+            epoch: self.epoch,
+            sender,
+            send_id: unhex(&self.send_id)?,
+            message: unhex_vec(&self.message)?,
+            added: devices(&self.added)?,
+            removed: devices(&self.removed)?,
+            welcome: self.welcome.as_deref().map(unhex_vec).transpose()?,
+            received_at,
+        })
+    }
+}
+
 /// Where an upload landed in the group's log.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Sequenced {
@@ -728,23 +778,8 @@ async fn commit(
     Json(request): Json<CommitRequest>,
 ) -> Result<Json<Sequenced>, ApiError> {
     let sender = authenticated(&state, &headers).await?;
-    let devices = |list: &[String]| {
-        list.iter()
-            .map(|text| unhex(text).map(DeviceId))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let group = GroupId(unhex(&request.group)?);
-    let upload = CommitUpload {
-        group,
-        epoch: request.epoch,
-        sender,
-        send_id: unhex(&request.send_id)?,
-        message: unhex_vec(&request.message)?,
-        added: devices(&request.added)?,
-        removed: devices(&request.removed)?,
-        welcome: request.welcome.as_deref().map(unhex_vec).transpose()?,
-        received_at: now(),
-    };
+    let upload = request.into_upload(sender, now())?;
+    let group = upload.group;
     let appended = blocking(&state, move |store| Ok(store.append_commit(&upload)?)).await?;
     match appended {
         Appended::Accepted { sequence } | Appended::AlreadyStored { sequence } => {
@@ -776,21 +811,32 @@ pub struct MessageRequest {
     pub message: String,
 }
 
+impl MessageRequest {
+    /// The upload this request asks for, with every hex field decoded.
+    pub fn into_upload(
+        self,
+        sender: DeviceId,
+        received_at: u64,
+    ) -> Result<MessageUpload, ApiError> {
+        Ok(MessageUpload {
+            group: GroupId(unhex(&self.group)?),
+            epoch: self.epoch,
+            sender,
+            send_id: unhex(&self.send_id)?,
+            message: unhex_vec(&self.message)?,
+            received_at,
+        })
+    }
+}
+
 async fn message(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Json(request): Json<MessageRequest>,
 ) -> Result<Json<Sequenced>, ApiError> {
     let sender = authenticated(&state, &headers).await?;
-    let group = GroupId(unhex(&request.group)?);
-    let upload = MessageUpload {
-        group,
-        epoch: request.epoch,
-        sender,
-        send_id: unhex(&request.send_id)?,
-        message: unhex_vec(&request.message)?,
-        received_at: now(),
-    };
+    let upload = request.into_upload(sender, now())?;
+    let group = upload.group;
     let appended = blocking(&state, move |store| Ok(store.append_message(&upload)?)).await?;
     match appended {
         Appended::Accepted { sequence } | Appended::AlreadyStored { sequence } => {

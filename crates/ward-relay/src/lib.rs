@@ -13,3 +13,6 @@ pub mod config;
 pub mod serve;
 pub mod sqlite_store;
 pub mod store;
+
+#[doc(hidden)]
+pub mod fuzzing;
