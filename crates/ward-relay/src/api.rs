@@ -3,7 +3,7 @@
 //! Requests and answers are JSON with hex for bytes. Everything but enrollment, the auth
 //! handshake, `/healthz` and `/metrics` needs a session token. A device gets one by signing a
 //! fresh server challenge with its device key. Errors answer `{code, message}` with fixed text and
-//! never with internal detail. Logs name opaque ids only.
+//! never with internal detail. The relay keeps no request log; `/metrics` counts what happened.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -312,7 +312,11 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotAMember => Self::NotAMember,
-            StoreError::Database(_) => Self::Internal,
+            StoreError::Database(reason) => {
+                // For IT, on the relay's stderr: SQLite's own words, which hold no bound values.
+                eprintln!("ward-relay: store error: {reason}");
+                Self::Internal
+            }
         }
     }
 }
@@ -488,8 +492,6 @@ async fn enroll(
             .map_err(|error| match error {
                 EnrollError::UnknownInvite => ApiError::UnknownInvite,
                 EnrollError::InviteSpent => ApiError::InviteSpent,
-                // A second enrollment for a user id already taken.
-                EnrollError::Store(StoreError::Database(_)) => ApiError::Conflict,
                 EnrollError::Store(other) => other.into(),
             })
     })
@@ -516,6 +518,9 @@ pub struct ChallengeResponse {
     pub challenge: String,
 }
 
+/// Challenges that may wait for an answer at once.
+const MAX_OPEN_CHALLENGES: usize = 100_000;
+
 /// Domain separation for the sign-in signature.
 pub const AUTH_LABEL: &[u8] = b"Ward relay sign-in v1\0";
 
@@ -530,6 +535,10 @@ async fn challenge(
         let mut challenges = state.challenges.lock().map_err(|_| ApiError::Internal)?;
         let now = Instant::now();
         challenges.retain(|_, (_, expiry)| *expiry > now);
+        // Anyone may ask for a challenge, so their number is capped, not their askers.
+        if challenges.len() >= MAX_OPEN_CHALLENGES {
+            return Err(ApiError::RateLimited);
+        }
         challenges.insert(challenge, (device, expires));
     }
     Ok(Json(ChallengeResponse {
@@ -600,11 +609,12 @@ async fn session(
         .map_err(|_| ApiError::Unauthorized)?;
     let token: [u8; 32] = state.random()?;
     let lifetime = state.limits.session_lifetime;
-    state
-        .sessions
-        .lock()
-        .map_err(|_| ApiError::Internal)?
-        .insert(token_key(&token), (device, Instant::now() + lifetime));
+    {
+        let mut sessions = state.sessions.lock().map_err(|_| ApiError::Internal)?;
+        let now = Instant::now();
+        sessions.retain(|_, (_, expiry)| *expiry > now);
+        sessions.insert(token_key(&token), (device, now + lifetime));
+    }
     state.counters.sessions.fetch_add(1, Ordering::Relaxed);
     Ok(Json(SessionResponse {
         token: hex::encode(token),
@@ -948,7 +958,10 @@ impl From<BlobError> for ApiError {
             BlobError::TooLarge => Self::BlobTooLarge,
             BlobError::NotFound => Self::BlobNotFound,
             BlobError::Incomplete => Self::BadRequest,
-            BlobError::Io(_) => Self::Internal,
+            BlobError::Io(error) => {
+                eprintln!("ward-relay: blob storage error: {error}");
+                Self::Internal
+            }
         }
     }
 }

@@ -139,14 +139,7 @@ async fn enrolled(relay: &Relay, tag: u8, name: &str) -> (Clinician, String) {
     let who = clinician(tag);
     let code = format!("CODE-{tag}");
     invite(relay, &code, name);
-    let (status, body) = call(
-        relay,
-        "POST",
-        "/v1/enroll",
-        None,
-        json!({ "invite": code, "credential": hex::encode(&who.credential) }),
-    )
-    .await;
+    let (status, body) = enroll_with(relay, json!(code), json!(hex::encode(&who.credential))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["name"], name);
     let token = sign_in(relay, &who).await;
@@ -164,6 +157,17 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &s
     );
 }
 
+async fn enroll_with(relay: &Relay, invite: Value, credential: Value) -> (StatusCode, Value) {
+    call(
+        relay,
+        "POST",
+        "/v1/enroll",
+        None,
+        json!({ "invite": invite, "credential": credential }),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn enrollment_takes_a_one_time_invite_and_a_signed_credential() {
     let relay = relay();
@@ -171,42 +175,25 @@ async fn enrollment_takes_a_one_time_invite_and_a_signed_credential() {
 
     // The same invite again, an unknown one, a forged credential, the same device again.
     let other = clinician(2);
-    let (status, body) = call(
+    let (status, body) = enroll_with(
         &relay,
-        "POST",
-        "/v1/enroll",
-        None,
-        json!({ "invite": "CODE-1", "credential": hex::encode(&other.credential) }),
+        json!("CODE-1"),
+        json!(hex::encode(&other.credential)),
     )
     .await;
     assert_error(status, &body, StatusCode::GONE, "invite_spent");
-    let (status, body) = call(
-        &relay,
-        "POST",
-        "/v1/enroll",
-        None,
-        json!({ "invite": "NOPE", "credential": hex::encode(&other.credential) }),
-    )
-    .await;
+    let (status, body) =
+        enroll_with(&relay, json!("NOPE"), json!(hex::encode(&other.credential))).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "unknown_invite");
     let mut forged = other.credential.clone();
     forged[40] ^= 1;
     invite(&relay, "CODE-X", "X");
-    let (status, body) = call(
-        &relay,
-        "POST",
-        "/v1/enroll",
-        None,
-        json!({ "invite": "CODE-X", "credential": hex::encode(&forged) }),
-    )
-    .await;
+    let (status, body) = enroll_with(&relay, json!("CODE-X"), json!(hex::encode(&forged))).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
-    let (status, body) = call(
+    let (status, body) = enroll_with(
         &relay,
-        "POST",
-        "/v1/enroll",
-        None,
-        json!({ "invite": "CODE-X", "credential": hex::encode(&alice.credential) }),
+        json!("CODE-X"),
+        json!(hex::encode(&alice.credential)),
     )
     .await;
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
