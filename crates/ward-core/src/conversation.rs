@@ -18,7 +18,7 @@ use openmls::prelude::{
     tls_codec::{Deserialize as _, Serialize as _},
     BasicCredential, Capabilities, Credential, CredentialType, CredentialWithKey, Extension,
     ExtensionType, Extensions, GroupContext, GroupId as MlsGroupId, KeyPackage, KeyPackageIn,
-    LeafNodeIndex, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn,
+    LeafNode, LeafNodeIndex, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn,
     MlsMessageIn, MlsMessageOut, ProcessedMessageContent, ProtocolVersion,
     RequiredCapabilitiesExtension, SenderRatchetConfiguration, StagedWelcome, UnknownExtension,
     PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
@@ -149,6 +149,11 @@ fn verified_credential(credential: &Credential, signature_key: &[u8]) -> Result<
         return Err(IdentityError::KeyMismatch.into());
     }
     Ok(device)
+}
+
+/// The Ward credential of a leaf about to enter the tree (a key package's, or an updated one).
+fn verified_leaf(leaf: &LeafNode) -> Result<DeviceCredential> {
+    verified_credential(leaf.credential(), leaf.signature_key().as_slice())
 }
 
 fn join_config() -> MlsGroupJoinConfig {
@@ -313,7 +318,8 @@ impl Device {
 /// member's commit wins the race for the epoch.
 #[derive(Debug, Clone)]
 enum Change {
-    Add(Vec<KeyPackage>),
+    /// Key packages, each with the device its verified credential names.
+    Add(Vec<(KeyPackage, DeviceId)>),
     RemoveDevices(Vec<DeviceId>),
     SelfUpdate,
     SetGroupData(GroupData),
@@ -469,9 +475,8 @@ impl Conversation {
                 .map_err(|_| ConversationError::Malformed)?
                 .validate(device.provider.crypto(), ProtocolVersion::Mls10)
                 .map_err(|_| ConversationError::Identity(IdentityError::MalformedCredential))?;
-            let leaf = key_package.leaf_node();
-            verified_credential(leaf.credential(), leaf.signature_key().as_slice())?;
-            validated.push(key_package);
+            let device_id = verified_leaf(key_package.leaf_node())?.device;
+            validated.push((key_package, device_id));
         }
         self.propose(device, Change::Add(validated))
     }
@@ -527,22 +532,19 @@ impl Conversation {
             return Err(ConversationError::NotAMember);
         }
         let epoch = self.epoch();
-        let mut recipients = Vec::new();
-        if let Change::Add(key_packages) = change {
-            for key_package in key_packages {
-                let leaf = key_package.leaf_node();
-                recipients.push(
-                    verified_credential(leaf.credential(), leaf.signature_key().as_slice())?.device,
-                );
-            }
-        }
+        let recipients: Vec<DeviceId> = match change {
+            Change::Add(joining) => joining.iter().map(|(_, device)| *device).collect(),
+            _ => Vec::new(),
+        };
         let removals = match change {
             Change::RemoveDevices(devices) => self.leaf_indices(devices),
             _ => Vec::new(),
         };
         let builder = self.group.commit_builder();
         let builder = match change {
-            Change::Add(key_packages) => builder.propose_adds(key_packages.iter().cloned()),
+            Change::Add(joining) => {
+                builder.propose_adds(joining.iter().map(|(key_package, _)| key_package.clone()))
+            }
             Change::RemoveDevices(_) => builder.propose_removals(removals),
             Change::SelfUpdate => builder.force_self_update(true),
             Change::SetGroupData(data) => builder
@@ -669,20 +671,17 @@ impl Conversation {
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 let mut added = Vec::new();
                 for proposal in staged.add_proposals() {
-                    let leaf = proposal.add_proposal().key_package().leaf_node();
-                    added.push(verified_credential(
-                        leaf.credential(),
-                        leaf.signature_key().as_slice(),
+                    added.push(verified_leaf(
+                        proposal.add_proposal().key_package().leaf_node(),
                     )?);
                 }
                 // A committer's new leaf, and any updated leaf, must still be vouched for, with
                 // the leaf's signature key as the credential's device key.
                 if let Some(leaf) = staged.update_path_leaf_node() {
-                    verified_credential(leaf.credential(), leaf.signature_key().as_slice())?;
+                    verified_leaf(leaf)?;
                 }
                 for proposal in staged.update_proposals() {
-                    let leaf = proposal.update_proposal().leaf_node();
-                    verified_credential(leaf.credential(), leaf.signature_key().as_slice())?;
+                    verified_leaf(proposal.update_proposal().leaf_node())?;
                 }
                 for credential in staged.credentials_to_verify() {
                     let basic = BasicCredential::try_from(credential.clone())

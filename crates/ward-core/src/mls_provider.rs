@@ -148,8 +148,7 @@ impl OpenMlsCrypto for RingCrypto {
         ikm: &[u8],
     ) -> Result<SecretVLBytes, CryptoError> {
         // HKDF-Extract is HMAC(salt, ikm); ring keeps its PRK opaque, so compute it directly.
-        let tag = hmac::sign(&hmac::Key::new(hmac_algorithm(hash_type), salt), ikm);
-        Ok(tag.as_ref().into())
+        self.hmac(hash_type, salt, ikm)
     }
 
     fn hmac(
