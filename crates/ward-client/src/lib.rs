@@ -1,5 +1,6 @@
-//! The IO around Ward's protocol core: the OS keychain, the SQLCipher history store, and opening a
-//! clinician's profile from the two.
+//! The IO around Ward's protocol core: the OS keychain, the SQLCipher history store, opening a
+//! clinician's profile from the two, the relay connection ([`relay_client`]) and sync
+//! ([`client`]).
 //!
 //! Both the desktop app and the headless CLI stand on this crate, so every rule about where secrets
 //! may live is enforced here once. Keys live only in the OS keychain ([`keychain`]); history lives
@@ -8,10 +9,13 @@
 //! back to an unencrypted store, or touch an existing history file it cannot open.
 
 pub mod attachment_file;
+pub mod client;
 pub mod keychain;
 pub mod profile;
+pub mod relay_client;
 pub mod store;
 
+pub use client::{Client, ClientError, SyncReport};
 pub use keychain::{Keychain, KeychainError};
 pub use profile::{open_profile, OpenError, OpenedProfile, ProfileDir, ProfileId};
 pub use store::{Store, StoreError, StoreKey};

@@ -23,6 +23,95 @@ const MIGRATIONS: &[&str] = &[
         name  TEXT PRIMARY KEY NOT NULL,
         value TEXT NOT NULL
     ) STRICT;",
+    // 2: the account, its MLS state, contacts, conversations, messages, attachments and the outbox.
+    // Rows that hold keys (mls_state, attachment.file_key) are as safe as the file: SQLCipher.
+    "CREATE TABLE account (
+        singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+        relay_url   TEXT NOT NULL,
+        user_id     BLOB NOT NULL,
+        device_id   BLOB NOT NULL,
+        name        TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        credential  BLOB NOT NULL,
+        enrolled    INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE mls_state (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        state     BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE contact (
+        user_id      BLOB PRIMARY KEY NOT NULL,
+        name         TEXT NOT NULL,
+        role         TEXT NOT NULL,
+        account_key  BLOB NOT NULL,
+        verified_key BLOB
+    ) STRICT;
+    CREATE TABLE contact_device (
+        device_id  BLOB PRIMARY KEY NOT NULL,
+        user_id    BLOB NOT NULL REFERENCES contact (user_id),
+        credential BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE conversation (
+        group_id      BLOB PRIMARY KEY NOT NULL,
+        name          TEXT NOT NULL,
+        patient_tag   TEXT,
+        direct        INTEGER NOT NULL,
+        active        INTEGER NOT NULL,
+        cursor        INTEGER NOT NULL,
+        last_activity INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE conversation_member (
+        group_id BLOB NOT NULL REFERENCES conversation (group_id),
+        user_id  BLOB NOT NULL,
+        PRIMARY KEY (group_id, user_id)
+    ) STRICT;
+    CREATE TABLE message (
+        id            INTEGER PRIMARY KEY,
+        group_id      BLOB NOT NULL REFERENCES conversation (group_id),
+        sender_user   BLOB NOT NULL,
+        sender_device BLOB NOT NULL,
+        client_id     BLOB NOT NULL,
+        sequence      INTEGER,
+        kind          TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        at            INTEGER NOT NULL,
+        displayed     INTEGER NOT NULL DEFAULT 0,
+        edited        INTEGER NOT NULL DEFAULT 0,
+        deleted       INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (group_id, sender_user, client_id)
+    ) STRICT;
+    CREATE INDEX message_in_order ON message (group_id, sequence);
+    CREATE INDEX message_undisplayed ON message (displayed) WHERE displayed = 0;
+    CREATE TABLE attachment (
+        message_id        INTEGER PRIMARY KEY NOT NULL REFERENCES message (id),
+        blob_id           BLOB NOT NULL,
+        file_key          BLOB NOT NULL,
+        ciphertext_sha256 BLOB NOT NULL,
+        size              INTEGER NOT NULL,
+        media_type        TEXT NOT NULL,
+        name              TEXT NOT NULL,
+        stored            INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE outbox (
+        id         INTEGER PRIMARY KEY,
+        group_id   BLOB NOT NULL,
+        is_commit  INTEGER NOT NULL,
+        send_id    BLOB NOT NULL UNIQUE,
+        epoch      INTEGER NOT NULL,
+        body       BLOB NOT NULL,
+        added      BLOB NOT NULL,
+        removed    BLOB NOT NULL,
+        welcome    BLOB,
+        intent     TEXT NOT NULL,
+        message_id INTEGER REFERENCES message (id)
+    ) STRICT;
+    CREATE TABLE refused_entry (
+        group_id BLOB NOT NULL,
+        sequence INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        PRIMARY KEY (group_id, sequence)
+    ) STRICT;",
 ];
 
 /// The newest schema version this build understands.
@@ -205,6 +294,16 @@ impl Store {
     /// The SQLCipher version linked into this build, such as "4.6.1 community".
     pub fn cipher_version(&self) -> &str {
         &self.cipher_version
+    }
+
+    /// The SQLite connection, for the history queries in this crate.
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The SQLite connection, for transactions in this crate.
+    pub(crate) fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     /// The schema version of the open store.

@@ -201,6 +201,11 @@ impl Device {
         self.provider.save_state().map_err(mls("save state"))
     }
 
+    /// This device's signing key, which also signs the relay's sign-in challenges.
+    pub fn key(&self) -> &DeviceKey {
+        &self.key
+    }
+
     /// This device's credential.
     pub fn credential(&self) -> &DeviceCredential {
         &self.credential

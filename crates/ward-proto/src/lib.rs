@@ -20,6 +20,7 @@ pub mod content;
 pub mod group_data;
 pub mod ids;
 pub mod padding;
+pub mod relay_api;
 pub mod wire;
 
 #[doc(hidden)]

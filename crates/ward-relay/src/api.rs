@@ -17,15 +17,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ring::rand::SecureRandom;
-use serde::{Deserialize, Serialize};
 use ward_core::identity::DeviceCredential;
+use ward_proto::relay_api::{
+    AckRequest, BlobStored, ChallengeRequest, ChallengeResponse, ClaimRequest, ClaimResponse,
+    CommitRequest, DirectoryUser, EnrollRequest, EnrollResponse, ErrorBody, Inbox, InboxEntry,
+    InboxWelcome, KeyPackagesRequest, MessageRequest, Sequenced, SessionRequest, SessionResponse,
+    AUTH_LABEL,
+};
 use ward_proto::{DeviceId, GroupId};
 
 use crate::blobs::{BlobError, BlobStore, Stored};
-use crate::store::{
-    Appended, CommitUpload, EnrollError, Enrollment, EntryKind, MessageUpload, RelayStore,
-    StoreError,
+use crate::request::{
+    commit_upload, enroll_credential, key_package_batch, message_upload, session_parts, unhex,
 };
+use crate::store::{Appended, EnrollError, Enrollment, EntryKind, RelayStore, StoreError};
 
 /// What every handler shares.
 pub struct AppState {
@@ -212,14 +217,6 @@ pub enum ApiError {
     Internal,
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
-    code: &'static str,
-    message: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    current_epoch: Option<u64>,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, current_epoch) = match self {
@@ -299,8 +296,8 @@ impl IntoResponse for ApiError {
         (
             status,
             Json(ErrorBody {
-                code,
-                message,
+                code: code.to_owned(),
+                message: message.to_owned(),
                 current_epoch,
             }),
         )
@@ -319,17 +316,6 @@ impl From<StoreError> for ApiError {
             }
         }
     }
-}
-
-fn unhex<const N: usize>(text: &str) -> Result<[u8; N], ApiError> {
-    hex::decode(text)
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-        .ok_or(ApiError::BadRequest)
-}
-
-fn unhex_vec(text: &str) -> Result<Vec<u8>, ApiError> {
-    hex::decode(text).map_err(|_| ApiError::BadRequest)
 }
 
 fn now() -> u64 {
@@ -438,40 +424,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<String, ApiError>
         .collect())
 }
 
-/// `POST /v1/enroll`: a one-time invite code and the first device's credential.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollRequest {
-    /// The code an admin printed with `ward-relay invite create`.
-    pub invite: String,
-    /// The device credential, hex; it names the user id, device id and account key.
-    pub credential: String,
-}
-
-impl EnrollRequest {
-    /// The verified credential, and its bytes as they will be stored.
-    pub fn credential(&self) -> Result<(DeviceCredential, Vec<u8>), ApiError> {
-        let bytes = unhex_vec(&self.credential)?;
-        let credential =
-            DeviceCredential::decode_verified(&bytes).map_err(|_| ApiError::BadRequest)?;
-        Ok((credential, bytes))
-    }
-}
-
-/// The answer to an enrollment.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EnrollResponse {
-    /// The display name IT gave the clinician.
-    pub name: String,
-    /// Their role.
-    pub role: String,
-}
-
 async fn enroll(
     State(state): State<Arc<AppState>>,
     Json(request): Json<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
-    let (credential, credential_bytes) = request.credential()?;
+    let (credential, credential_bytes) = enroll_credential(&request)?;
     let mut code_hash = [0u8; 32];
     code_hash.copy_from_slice(
         ring::digest::digest(&ring::digest::SHA256, request.invite.trim().as_bytes()).as_ref(),
@@ -503,26 +460,8 @@ async fn enroll(
     }))
 }
 
-/// `POST /v1/auth/challenge` and the first half of `POST /v1/auth/session`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChallengeRequest {
-    /// The device that wants a session, hex.
-    pub device: String,
-}
-
-/// A challenge to sign.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ChallengeResponse {
-    /// 32 random bytes, hex.
-    pub challenge: String,
-}
-
 /// Challenges that may wait for an answer at once.
 const MAX_OPEN_CHALLENGES: usize = 100_000;
-
-/// Domain separation for the sign-in signature.
-pub const AUTH_LABEL: &[u8] = b"Ward relay sign-in v1\0";
 
 async fn challenge(
     State(state): State<Arc<AppState>>,
@@ -546,43 +485,11 @@ async fn challenge(
     }))
 }
 
-/// `POST /v1/auth/session`: the device's signature over the label and the challenge.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionRequest {
-    /// The device, hex.
-    pub device: String,
-    /// The challenge it was given, hex.
-    pub challenge: String,
-    /// Ed25519 signature by the device key over [`AUTH_LABEL`] and the challenge, hex.
-    pub signature: String,
-}
-
-impl SessionRequest {
-    /// The device, the challenge and the signature, decoded.
-    pub fn decode(&self) -> Result<(DeviceId, [u8; 32], [u8; 64]), ApiError> {
-        Ok((
-            DeviceId(unhex(&self.device)?),
-            unhex(&self.challenge)?,
-            unhex(&self.signature)?,
-        ))
-    }
-}
-
-/// A session token for `Authorization: Bearer`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SessionResponse {
-    /// 32 random bytes, hex.
-    pub token: String,
-    /// Seconds until it expires.
-    pub expires_in: u64,
-}
-
 async fn session(
     State(state): State<Arc<AppState>>,
     Json(request): Json<SessionRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
-    let (device, challenge, signature) = request.decode()?;
+    let (device, challenge, signature) = session_parts(&request)?;
     // A challenge answers once, whatever the outcome.
     let issued = state
         .challenges
@@ -622,21 +529,6 @@ async fn session(
     }))
 }
 
-/// One user in the directory.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DirectoryUser {
-    /// User id, hex.
-    pub user: String,
-    /// Display name.
-    pub name: String,
-    /// Role.
-    pub role: String,
-    /// Account key, hex.
-    pub account_key: String,
-    /// Credentials of the devices that may connect, hex.
-    pub devices: Vec<String>,
-}
-
 async fn directory(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -663,59 +555,18 @@ async fn directory(
     ))
 }
 
-/// `POST /v1/key-packages`: a batch of one-time key packages and maybe a last-resort one.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyPackagesRequest {
-    /// TLS-encoded MLS key packages, hex.
-    pub key_packages: Vec<String>,
-    /// The last-resort key package, hex.
-    pub last_resort: Option<String>,
-}
-
-/// One-time key packages, and maybe a last-resort one, as bytes.
-pub type KeyPackageBatch = (Vec<Vec<u8>>, Option<Vec<u8>>);
-
-impl KeyPackagesRequest {
-    /// The key packages and the last-resort one, decoded.
-    pub fn decode(&self) -> Result<KeyPackageBatch, ApiError> {
-        let key_packages = self
-            .key_packages
-            .iter()
-            .map(|text| unhex_vec(text))
-            .collect::<Result<Vec<_>, _>>()?;
-        let last_resort = self.last_resort.as_deref().map(unhex_vec).transpose()?;
-        Ok((key_packages, last_resort))
-    }
-}
-
 async fn upload_key_packages(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Json(request): Json<KeyPackagesRequest>,
 ) -> Result<StatusCode, ApiError> {
     let device = authenticated(&state, &headers).await?;
-    let (key_packages, last_resort) = request.decode()?;
+    let (key_packages, last_resort) = key_package_batch(&request)?;
     blocking(&state, move |store| {
         Ok(store.upload_key_packages(&device, &key_packages, last_resort.as_deref())?)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `POST /v1/key-packages/claim`: one key package of another device.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimRequest {
-    /// The device whose key package is wanted, hex.
-    pub device: String,
-}
-
-/// A claimed key package, or none when the device has none at all.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ClaimResponse {
-    /// TLS-encoded MLS key package, hex.
-    pub key_package: Option<String>,
 }
 
 async fn claim_key_package(
@@ -731,64 +582,13 @@ async fn claim_key_package(
     }))
 }
 
-/// `POST /v1/commit`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommitRequest {
-    /// Group id, hex.
-    pub group: String,
-    /// The epoch the commit was built on.
-    pub epoch: u64,
-    /// Idempotency key, hex (16 bytes).
-    pub send_id: String,
-    /// The MLS commit, hex.
-    pub message: String,
-    /// Devices the commit adds, hex.
-    #[serde(default)]
-    pub added: Vec<String>,
-    /// Devices the commit removes, hex.
-    #[serde(default)]
-    pub removed: Vec<String>,
-    /// The Welcome for the added devices, hex.
-    pub welcome: Option<String>,
-}
-
-impl CommitRequest {
-    /// The upload this request asks for, with every hex field decoded.
-    pub fn into_upload(self, sender: DeviceId, received_at: u64) -> Result<CommitUpload, ApiError> {
-        let devices = |list: &[String]| {
-            list.iter()
-                .map(|text| unhex(text).map(DeviceId))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        Ok(CommitUpload {
-            group: GroupId(unhex(&self.group)?),
-            epoch: self.epoch,
-            sender,
-            send_id: unhex(&self.send_id)?,
-            message: unhex_vec(&self.message)?,
-            added: devices(&self.added)?,
-            removed: devices(&self.removed)?,
-            welcome: self.welcome.as_deref().map(unhex_vec).transpose()?,
-            received_at,
-        })
-    }
-}
-
-/// Where an upload landed in the group's log.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Sequenced {
-    /// Its sequence.
-    pub sequence: u64,
-}
-
 async fn commit(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Json(request): Json<CommitRequest>,
 ) -> Result<Json<Sequenced>, ApiError> {
     let sender = authenticated(&state, &headers).await?;
-    let upload = request.into_upload(sender, now())?;
+    let upload = commit_upload(request, sender, now())?;
     let group = upload.group;
     let appended = blocking(&state, move |store| Ok(store.append_commit(&upload)?)).await?;
     match appended {
@@ -807,45 +607,13 @@ async fn commit(
     }
 }
 
-/// `POST /v1/message`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MessageRequest {
-    /// Group id, hex.
-    pub group: String,
-    /// The epoch it was encrypted in.
-    pub epoch: u64,
-    /// Idempotency key, hex (16 bytes).
-    pub send_id: String,
-    /// The MLS application message, hex.
-    pub message: String,
-}
-
-impl MessageRequest {
-    /// The upload this request asks for, with every hex field decoded.
-    pub fn into_upload(
-        self,
-        sender: DeviceId,
-        received_at: u64,
-    ) -> Result<MessageUpload, ApiError> {
-        Ok(MessageUpload {
-            group: GroupId(unhex(&self.group)?),
-            epoch: self.epoch,
-            sender,
-            send_id: unhex(&self.send_id)?,
-            message: unhex_vec(&self.message)?,
-            received_at,
-        })
-    }
-}
-
 async fn message(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Json(request): Json<MessageRequest>,
 ) -> Result<Json<Sequenced>, ApiError> {
     let sender = authenticated(&state, &headers).await?;
-    let upload = request.into_upload(sender, now())?;
+    let upload = message_upload(request, sender, now())?;
     let group = upload.group;
     let appended = blocking(&state, move |store| Ok(store.append_message(&upload)?)).await?;
     match appended {
@@ -856,43 +624,6 @@ async fn message(
         }
         Appended::EpochMoved { .. } => Err(ApiError::Internal),
     }
-}
-
-/// What waits for a device.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Inbox {
-    /// Welcomes to groups it was added to.
-    pub welcomes: Vec<InboxWelcome>,
-    /// Log entries after its cursors, in sequence order per group.
-    pub entries: Vec<InboxEntry>,
-}
-
-/// A Welcome in the inbox.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct InboxWelcome {
-    /// Group id, hex.
-    pub group: String,
-    /// The sequence of the commit that added the device.
-    pub after_sequence: u64,
-    /// The MLS Welcome, hex.
-    pub welcome: String,
-}
-
-/// A log entry in the inbox.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct InboxEntry {
-    /// Group id, hex.
-    pub group: String,
-    /// Its sequence in the group.
-    pub sequence: u64,
-    /// The epoch it was sent in.
-    pub epoch: u64,
-    /// Whether it is a commit (otherwise an application message).
-    pub commit: bool,
-    /// The sending device, hex.
-    pub sender: String,
-    /// The MLS message, hex.
-    pub message: String,
 }
 
 async fn inbox(
@@ -928,16 +659,6 @@ async fn inbox(
     }))
 }
 
-/// `POST /v1/ack`: the device has durably processed its log up to `sequence`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AckRequest {
-    /// Group id, hex.
-    pub group: String,
-    /// The last sequence processed.
-    pub sequence: u64,
-}
-
 async fn ack(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -964,13 +685,6 @@ impl From<BlobError> for ApiError {
             }
         }
     }
-}
-
-/// The stored size of an uploaded blob.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct BlobStored {
-    /// Bytes stored; absent when a blob with this id was already complete.
-    pub size: Option<u64>,
 }
 
 async fn put_blob(

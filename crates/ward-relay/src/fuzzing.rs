@@ -4,9 +4,13 @@
 use serde::de::DeserializeOwned;
 use ward_proto::DeviceId;
 
-use crate::api::{
+use ward_proto::relay_api::{
     AckRequest, ChallengeRequest, ClaimRequest, CommitRequest, EnrollRequest, KeyPackagesRequest,
     MessageRequest, SessionRequest,
+};
+
+use crate::request::{
+    commit_upload, enroll_credential, key_package_batch, message_upload, session_parts,
 };
 
 fn parse<T: DeserializeOwned>(json: &[u8]) -> Option<T> {
@@ -23,27 +27,27 @@ pub fn request(data: &[u8]) {
     match selector % 8 {
         0 => {
             if let Some(request) = parse::<CommitRequest>(json) {
-                let _ = request.into_upload(sender, 0);
+                let _ = commit_upload(request, sender, 0);
             }
         }
         1 => {
             if let Some(request) = parse::<MessageRequest>(json) {
-                let _ = request.into_upload(sender, 0);
+                let _ = message_upload(request, sender, 0);
             }
         }
         2 => {
             if let Some(request) = parse::<EnrollRequest>(json) {
-                let _ = request.credential();
+                let _ = enroll_credential(&request);
             }
         }
         3 => {
             if let Some(request) = parse::<SessionRequest>(json) {
-                let _ = request.decode();
+                let _ = session_parts(&request);
             }
         }
         4 => {
             if let Some(request) = parse::<KeyPackagesRequest>(json) {
-                let _ = request.decode();
+                let _ = key_package_batch(&request);
             }
         }
         5 => {

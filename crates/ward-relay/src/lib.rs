@@ -10,6 +10,7 @@ pub mod admin;
 pub mod api;
 pub mod blobs;
 pub mod config;
+pub mod request;
 pub mod serve;
 pub mod sqlite_store;
 pub mod store;

@@ -13,8 +13,9 @@ use openmls_traits::signatures::Signer;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use ward_core::identity::{AccountKey, DeviceKey};
+use ward_proto::relay_api::AUTH_LABEL;
 use ward_proto::{DeviceId, UserId};
-use ward_relay::api::{app, AppState, Limits, AUTH_LABEL};
+use ward_relay::api::{app, AppState, Limits};
 use ward_relay::sqlite_store::SqliteStore;
 use ward_relay::store::{NewInvite, RelayStore};
 
