@@ -42,6 +42,10 @@ enum Command {
         /// Your name as IT entered it on the invite; a different name is reported, not used.
         #[arg(long)]
         name: Option<String>,
+        /// Trust only the CA certificates in this PEM file for the relay's HTTPS (otherwise this
+        /// computer's trust store); it is kept for later runs.
+        #[arg(long)]
+        relay_ca: Option<PathBuf>,
     },
     /// Lists the clinicians in the directory.
     Contacts {
@@ -268,8 +272,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             relay,
             invite,
             name,
+            relay_ca,
         } => {
-            let client = Client::enroll(&dir, &relay, &invite)?;
+            let relay_ca = relay_ca
+                .map(|path| {
+                    std::fs::read_to_string(&path).map_err(|error| {
+                        Failure::Usage(format!("cannot read {}: {error}", path.display()))
+                    })
+                })
+                .transpose()?;
+            let client = Client::enroll(&dir, &relay, &invite, relay_ca.as_deref())?;
             let account = client.account();
             if let Some(name) = name {
                 if !name.trim().eq_ignore_ascii_case(account.name.trim()) {
@@ -454,10 +466,29 @@ fn report_queued(client: &Client) -> Result<(), Failure> {
 /// [`DRAIN_LIMIT`]) until the outbox is empty.
 fn send_lines(client: &mut Client, to: &str, out: &mut impl Write) -> Result<(), Failure> {
     const DRAIN_LIMIT: Duration = Duration::from_secs(300);
-    for text in std::io::stdin().lines() {
-        let text = text?;
-        let id = client.send_text(to, &text)?;
-        line(out, &hex_id(id.as_bytes()))?;
+    // Lines that arrive together are encrypted and queued together, in one transaction; a line
+    // with nothing behind it goes out at once.
+    const BATCH: usize = 100;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let mut text = String::new();
+        let read = std::io::BufRead::read_line(&mut reader, &mut text)?;
+        if read > 0 {
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            batch.push(text.strip_suffix('\r').unwrap_or(text).to_owned());
+        }
+        let send_now = read == 0 || batch.len() >= BATCH || reader.buffer().is_empty();
+        if send_now && !batch.is_empty() {
+            for id in client.send_texts(to, &batch)? {
+                line(out, &hex_id(id.as_bytes()))?;
+            }
+            out.flush()?;
+            batch.clear();
+        }
+        if read == 0 {
+            break;
+        }
     }
     out.flush()?;
     let started = std::time::Instant::now();

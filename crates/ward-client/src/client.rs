@@ -23,7 +23,7 @@ use ward_core::safety_number::{Party, SafetyNumber};
 use ward_core::secret::Secret32;
 use ward_proto::content::{AppContent, AttachmentRef, FileKeyBytes, ReceiptKind};
 use ward_proto::group_data::{GroupData, MemberRole};
-use ward_proto::relay_api::{CommitRequest, InboxEntry, MessageRequest};
+use ward_proto::relay_api::{CommitRequest, Inbox, InboxEntry, MessageRequest};
 use ward_proto::{BlobId, ClientMessageId, DeviceId, GroupId, UserId, WireMessage};
 
 use crate::attachment_file::{decrypt_file, encrypt_file, AttachmentFileError};
@@ -36,12 +36,16 @@ use crate::store::{Store, StoreError};
 const ACCOUNT_KEY_ENTRY: &str = "account-key";
 /// Keychain entry of the device key's seed.
 const DEVICE_KEY_ENTRY: &str = "device-key";
+/// The device setting holding the relay's CA certificates (PEM), when enrollment named them.
+const RELAY_CA_SETTING: &str = "relay_ca_pem";
 /// One-time key packages uploaded at enrollment; the last-resort one covers a run on them.
 const KEY_PACKAGE_BATCH: usize = 100;
 /// Outbox-and-inbox rounds in one sync: each lost commit race needs one more.
 const SYNC_ROUNDS: usize = 8;
 /// Inbox pages read in one sync, so a relay that keeps answering cannot hold a client forever.
 const MAX_INBOX_PAGES: usize = 10_000;
+/// Sent messages recorded per transaction while the outbox drains.
+const SENT_BATCH: usize = 200;
 /// How often one log entry may be refused before the device moves past it.
 const REFUSALS_BEFORE_SKIPPING: i64 = 3;
 /// Where received and sent attachment ciphertext is kept, inside the profile folder.
@@ -296,7 +300,14 @@ fn cached<'a>(
 impl Client {
     /// Enrolls a new profile in `dir` with an invite: makes the keys on this device, keeps them in
     /// the keychain, registers the device credential and uploads key packages.
-    pub fn enroll(dir: &ProfileDir, relay_url: &str, invite: &str) -> Result<Self> {
+    /// `relay_ca` (PEM) replaces this computer's trust store for the relay's certificate, and is
+    /// kept for later runs.
+    pub fn enroll(
+        dir: &ProfileDir,
+        relay_url: &str,
+        invite: &str,
+        relay_ca: Option<&str>,
+    ) -> Result<Self> {
         let relay_url = check_relay_url(relay_url)?;
         let opened = open_profile(dir)?;
         if read_account(opened.store.connection())?.is_some() {
@@ -308,7 +319,8 @@ impl Client {
         keychain.write_secret(ACCOUNT_KEY_ENTRY, pkcs8.as_bytes())?;
         keychain.write_secret(DEVICE_KEY_ENTRY, device_key.seed().as_bytes())?;
         let credential = account_key.issue(UserId(random()?), DeviceId(random()?), &device_key);
-        let mut relay = RelayClient::new(&relay_url, credential.device)?;
+        let mut relay =
+            RelayClient::with_trust(&relay_url, credential.device, relay_ca.map(str::as_bytes))?;
         let enrolled = relay.enroll(invite, &credential)?;
 
         let device = Device::new(device_key, credential.clone())?;
@@ -333,6 +345,9 @@ impl Client {
             )?;
             save_mls(&tx, &device)?;
             tx.commit()?;
+        }
+        if let Some(pem) = relay_ca {
+            store.set_setting(RELAY_CA_SETTING, pem)?;
         }
         relay.upload_key_packages(device.key(), &key_packages, Some(&last_resort))?;
         store.set_setting("key_packages_uploaded", "1")?;
@@ -381,7 +396,12 @@ impl Client {
         )?;
         let state = zeroize::Zeroizing::new(state);
         let device = Device::restore(key, account.credential.clone(), &state)?;
-        let mut relay = RelayClient::new(&account.relay_url, account.credential.device)?;
+        let relay_ca = opened.store.setting(RELAY_CA_SETTING)?;
+        let mut relay = RelayClient::with_trust(
+            &account.relay_url,
+            account.credential.device,
+            relay_ca.as_deref().map(str::as_bytes),
+        )?;
         if opened.store.setting("key_packages_uploaded")?.is_none() {
             // Enrollment stopped before its key packages reached the relay: send a new batch.
             let key_packages = device.key_packages(KEY_PACKAGE_BATCH)?;
@@ -948,78 +968,109 @@ impl Client {
     /// Sends a text to `target` (a care team or a contact's name). The message is in the outbox
     /// before this returns; it is sent now when the relay is reachable, later otherwise.
     pub fn send_text(&mut self, target: &str, text: &str) -> Result<ClientMessageId> {
-        let group = self.resolve_chat(target)?;
-        let id = ClientMessageId(random()?);
-        self.send_content(
-            &group,
-            AppContent::Text {
-                id,
-                body: text.to_owned(),
-            },
-            None,
-        )?;
-        Ok(id)
+        let ids = self.send_texts(target, &[text.to_owned()])?;
+        ids.into_iter().next().ok_or(ClientError::UnknownMessage)
     }
 
-    fn send_content(
+    /// Sends several texts to `target`, in order. They are encrypted and put in the outbox in one
+    /// transaction, then sent.
+    pub fn send_texts(&mut self, target: &str, texts: &[String]) -> Result<Vec<ClientMessageId>> {
+        let group = self.resolve_chat(target)?;
+        let mut contents = Vec::with_capacity(texts.len());
+        let mut ids = Vec::with_capacity(texts.len());
+        for text in texts {
+            let id = ClientMessageId(random()?);
+            ids.push(id);
+            contents.push(AppContent::Text {
+                id,
+                body: text.clone(),
+            });
+        }
+        self.send_contents(&group, contents, None)?;
+        Ok(ids)
+    }
+
+    /// Encrypts `contents` in order, saves them with the MLS state and the outbox in one
+    /// transaction, then sends the outbox.
+    fn send_contents(
         &mut self,
         group: &GroupId,
-        content: AppContent,
+        contents: Vec<AppContent>,
         attachment: Option<&AttachmentRow<'_>>,
     ) -> Result<()> {
         self.settle(group)?;
-        let conversation = cached(&mut self.conversations, &self.device, group)?
-            .ok_or(ClientError::UnknownMessage)?;
-        let wire = conversation.send(&self.device, &content)?;
-        let WireMessage::Application { epoch, message, .. } = &wire else {
-            return Err(ClientError::Conversation(ConversationError::Malformed));
-        };
         let me = self.account.credential.clone();
-        let (id, kind, body) = match &content {
-            AppContent::Text { id, body } => (*id, "text", body.clone()),
-            AppContent::Attachment { id, attachment } => {
-                (*id, "attachment", attachment.name.clone())
+        let Self {
+            store,
+            device,
+            conversations,
+            ..
+        } = self;
+        let conversation =
+            cached(conversations, device, group)?.ok_or(ClientError::UnknownMessage)?;
+        let tx = store.connection_mut().transaction()?;
+        for content in &contents {
+            let wire = conversation.send(device, content)?;
+            let WireMessage::Application { epoch, message, .. } = &wire else {
+                return Err(ClientError::Conversation(ConversationError::Malformed));
+            };
+            let (id, kind, body) = match content {
+                AppContent::Text { id, body } => (*id, "text", body.clone()),
+                AppContent::Attachment { id, attachment } => {
+                    (*id, "attachment", attachment.name.clone())
+                }
+                _ => return Err(ClientError::Conversation(ConversationError::Malformed)),
+            };
+            tx.execute(
+                "INSERT INTO message (group_id, sender_user, sender_device, client_id, sequence,
+                                      kind, body, status, at)
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, 'sending', ?7)",
+                params![
+                    group.as_bytes().as_slice(),
+                    me.user.as_bytes().as_slice(),
+                    me.device.as_bytes().as_slice(),
+                    id.as_bytes().as_slice(),
+                    kind,
+                    body,
+                    now()
+                ],
+            )?;
+            let row = tx.last_insert_rowid();
+            if let (Some(attachment), AppContent::Attachment { .. }) = (attachment, content) {
+                attachment.insert(&tx, row, true)?;
             }
-            _ => return Err(ClientError::Conversation(ConversationError::Malformed)),
-        };
-        let tx = self.store.connection_mut().transaction()?;
-        tx.execute(
-            "INSERT INTO message (group_id, sender_user, sender_device, client_id, sequence, kind,
-                                  body, status, at)
-             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, 'sending', ?7)",
-            params![
-                group.as_bytes().as_slice(),
-                me.user.as_bytes().as_slice(),
-                me.device.as_bytes().as_slice(),
-                id.as_bytes().as_slice(),
-                kind,
-                body,
-                now()
-            ],
-        )?;
-        let row = tx.last_insert_rowid();
-        if let Some(attachment) = attachment {
-            attachment.insert(&tx, row, true)?;
+            tx.execute(
+                "INSERT INTO outbox (group_id, is_commit, send_id, epoch, body, added, removed,
+                                     intent, message_id)
+                 VALUES (?1, 0, ?2, ?3, ?4, x'', x'', 'message', ?5)",
+                params![
+                    group.as_bytes().as_slice(),
+                    random::<16>()?.as_slice(),
+                    i64::try_from(*epoch).unwrap_or(i64::MAX),
+                    message,
+                    row
+                ],
+            )?;
         }
-        tx.execute(
-            "INSERT INTO outbox (group_id, is_commit, send_id, epoch, body, added, removed,
-                                 intent, message_id)
-             VALUES (?1, 0, ?2, ?3, ?4, x'', x'', 'message', ?5)",
-            params![
-                group.as_bytes().as_slice(),
-                random::<16>()?.as_slice(),
-                i64::try_from(*epoch).unwrap_or(i64::MAX),
-                message,
-                row
-            ],
-        )?;
         tx.execute(
             "UPDATE conversation SET last_activity = ?2 WHERE group_id = ?1",
             params![group.as_bytes().as_slice(), now()],
         )?;
-        save_mls(&tx, &self.device)?;
+        save_mls(&tx, device)?;
         tx.commit()?;
-        self.flush_or_queue()
+        self.send_outbox()
+    }
+
+    /// Sends what the outbox holds without reading the inbox, unless a commit lost a race and
+    /// the inbox holds what it lost to. A relay that cannot be reached leaves it queued.
+    fn send_outbox(&mut self) -> Result<()> {
+        let mut report = SyncReport::default();
+        match self.flush_outbox(&mut report) {
+            Ok(false) => Ok(()),
+            Ok(true) => self.flush_or_queue(),
+            Err(ClientError::Relay(error)) if error.is_transient() => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// Encrypts the file at `path`, uploads the ciphertext and sends it to `target`. The
@@ -1049,9 +1100,9 @@ impl Client {
             media_type: &media_type,
             name: &name,
         };
-        self.send_content(
+        self.send_contents(
             &group,
-            AppContent::Attachment {
+            vec![AppContent::Attachment {
                 id,
                 attachment: AttachmentRef {
                     blob_id,
@@ -1061,7 +1112,7 @@ impl Client {
                     media_type: media_type.clone(),
                     name: name.clone(),
                 },
-            },
+            }],
             Some(&row),
         )?;
         Ok(id)
@@ -1296,6 +1347,45 @@ impl Client {
         let rows = outbox_rows(self.store.connection())?;
         let mut blocked: HashSet<GroupId> = HashSet::new();
         let mut raced = false;
+        let mut sent = Vec::new();
+        let outcome = self.flush_rows(rows, &mut blocked, &mut raced, &mut sent, report);
+        // What the relay stored is recorded even when a later row failed.
+        self.record_sent(&mut sent, report)?;
+        outcome.map(|()| raced)
+    }
+
+    /// Marks messages the relay stored as sent, in one transaction. A crash before this only
+    /// means they are sent again, and the relay answers a repeated send id with the first
+    /// sequence.
+    fn record_sent(&mut self, sent: &mut Vec<SentRow>, report: &mut SyncReport) -> Result<()> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let tx = self.store.connection_mut().transaction()?;
+        for (outbox, message, sequence) in sent.drain(..) {
+            tx.execute("DELETE FROM outbox WHERE id = ?1", params![outbox])?;
+            if let Some(message) = message {
+                tx.execute(
+                    "UPDATE message SET sequence = ?2,
+                         status = CASE status WHEN 'sending' THEN 'sent' ELSE status END
+                     WHERE id = ?1",
+                    params![message, i64::try_from(sequence).unwrap_or(i64::MAX)],
+                )?;
+                report.sent += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn flush_rows(
+        &mut self,
+        rows: Vec<OutboxRow>,
+        blocked: &mut HashSet<GroupId>,
+        raced: &mut bool,
+        sent: &mut Vec<SentRow>,
+        report: &mut SyncReport,
+    ) -> Result<()> {
         for row in rows {
             if blocked.contains(&row.group) {
                 continue;
@@ -1326,38 +1416,32 @@ impl Client {
                 )
             };
             match outcome {
-                Ok(sequence) => {
-                    if row.is_commit {
-                        if let Some(conversation) =
-                            cached(&mut self.conversations, &self.device, &row.group)?
-                        {
-                            if conversation.has_pending_change() {
-                                conversation.commit_accepted(&self.device)?;
-                            }
+                Ok(sequence) if !row.is_commit => {
+                    sent.push((row.id, row.message_id, sequence));
+                    if sent.len() >= SENT_BATCH {
+                        self.record_sent(sent, report)?;
+                    }
+                }
+                Ok(_) => {
+                    self.record_sent(sent, report)?;
+                    if let Some(conversation) =
+                        cached(&mut self.conversations, &self.device, &row.group)?
+                    {
+                        if conversation.has_pending_change() {
+                            conversation.commit_accepted(&self.device)?;
                         }
                     }
                     let tx = self.store.connection_mut().transaction()?;
                     tx.execute("DELETE FROM outbox WHERE id = ?1", params![row.id])?;
-                    if let Some(message) = row.message_id {
-                        tx.execute(
-                            "UPDATE message SET sequence = ?2,
-                                 status = CASE status WHEN 'sending' THEN 'sent' ELSE status END
-                             WHERE id = ?1",
-                            params![message, i64::try_from(sequence).unwrap_or(i64::MAX)],
-                        )?;
-                        report.sent += 1;
+                    if let Some(conversation) = self.conversations.get(&row.group) {
+                        record_members(&tx, conversation)?;
                     }
-                    if row.is_commit {
-                        if let Some(conversation) = self.conversations.get(&row.group) {
-                            record_members(&tx, conversation)?;
-                        }
-                        save_mls(&tx, &self.device)?;
-                    }
+                    save_mls(&tx, &self.device)?;
                     tx.commit()?;
                 }
                 Err(RelayError::EpochMoved { .. }) => {
                     blocked.insert(row.group);
-                    raced = true;
+                    *raced = true;
                 }
                 Err(error) if error.is_transient() => return Err(error.into()),
                 Err(RelayError::Refused { code, .. }) if code == "not_a_member" => {
@@ -1376,7 +1460,7 @@ impl Client {
                 Err(error) => return Err(error.into()),
             }
         }
-        Ok(raced)
+        Ok(())
     }
 
     /// Applies the inbox, a page per transaction, acknowledging each page once it is saved.
@@ -1427,15 +1511,7 @@ impl Client {
                 }
                 // The relay sends each group's entries in order; a relay that does not is
                 // not trusted to, so the page is put in order here.
-                let mut entries: Vec<(GroupId, &InboxEntry)> = inbox
-                    .entries
-                    .iter()
-                    .filter_map(|entry| {
-                        let group = hex::decode(&entry.group).ok()?;
-                        Some((GroupId(id16(&group)?), entry))
-                    })
-                    .collect();
-                entries.sort_by_key(|(group, entry)| (*group, entry.sequence));
+                let entries = page_in_order(&inbox);
                 let mut stopped: HashSet<GroupId> = HashSet::new();
                 for (group, entry) in entries {
                     if stopped.contains(&group) {
@@ -1509,6 +1585,9 @@ impl Client {
         Ok(self.relay.push_socket(self.device.key())?)
     }
 }
+
+/// An outbox row the relay stored: its id, its message, and the sequence it was given.
+type SentRow = (i64, Option<i64>, u64);
 
 /// Blob id, file key, ciphertext SHA-256, and whether the ciphertext is in the profile folder.
 type StoredAttachment = (Vec<u8>, Vec<u8>, Vec<u8>, bool);
@@ -1747,22 +1826,8 @@ fn apply_entry(
     let Some(conversation) = cached(conversations, device, group)? else {
         return Ok(Applied::Done);
     };
-    let Ok(message) = hex::decode(&entry.message) else {
+    let Some(wire) = entry_message(group, entry) else {
         return Ok(Applied::Refused("malformed".to_owned()));
-    };
-    let wire = if entry.commit {
-        WireMessage::Commit {
-            group: *group,
-            epoch: entry.epoch,
-            message,
-            welcome: None,
-        }
-    } else {
-        WireMessage::Application {
-            group: *group,
-            epoch: entry.epoch,
-            message,
-        }
     };
     let from_me =
         hex::decode(&entry.sender).ok().as_deref() == Some(me.device.as_bytes().as_slice());
@@ -1854,6 +1919,41 @@ fn apply_entry(
         Err(error) => return Ok(Applied::Refused(error.to_string())),
     }
     Ok(Applied::Done)
+}
+
+/// An inbox page's entries with their decoded groups, in (group, sequence) order: a relay that
+/// sends them in another order is not trusted to have meant it. Entries naming no valid group
+/// are left out.
+pub(crate) fn page_in_order(inbox: &Inbox) -> Vec<(GroupId, &InboxEntry)> {
+    let mut entries: Vec<(GroupId, &InboxEntry)> = inbox
+        .entries
+        .iter()
+        .filter_map(|entry| {
+            let group = hex::decode(&entry.group).ok()?;
+            Some((GroupId(id16(&group)?), entry))
+        })
+        .collect();
+    entries.sort_by_key(|(group, entry)| (*group, entry.sequence));
+    entries
+}
+
+/// The MLS message a log entry carries, as the core takes it; `None` when it is not hex.
+pub(crate) fn entry_message(group: &GroupId, entry: &InboxEntry) -> Option<WireMessage> {
+    let message = hex::decode(&entry.message).ok()?;
+    Some(if entry.commit {
+        WireMessage::Commit {
+            group: *group,
+            epoch: entry.epoch,
+            message,
+            welcome: None,
+        }
+    } else {
+        WireMessage::Application {
+            group: *group,
+            epoch: entry.epoch,
+            message,
+        }
+    })
 }
 
 /// What became of one log entry.

@@ -15,6 +15,9 @@ pub mod profile;
 pub mod relay_client;
 pub mod store;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use client::{Client, ClientError, SyncReport};
 pub use keychain::{Keychain, KeychainError};
 pub use profile::{open_profile, OpenError, OpenedProfile, ProfileDir, ProfileId};

@@ -52,6 +52,13 @@ pub enum RelayError {
         /// The relay's sentence for the clinician.
         message: String,
     },
+    /// The relay's certificate is not trusted: the wrong address, an expired certificate, or
+    /// someone in between.
+    #[error(
+        "the relay's certificate is not trusted; check the relay address, and ask IT whether \
+         the hospital's certificate is installed"
+    )]
+    Untrusted,
     /// The relay answered something that is not Ward's API.
     #[error("the relay's answer was not understood")]
     Protocol,
@@ -123,20 +130,70 @@ pub fn check_relay_url(url: &str) -> Result<String, RelayError> {
     Ok(trimmed.to_owned())
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// The certificates a relay's TLS is checked against: this computer's trust store, where IT
+/// installs the hospital's CA, or only the CA certificates given (PEM).
+fn agent(relay_ca: Option<&[u8]>) -> Result<ureq::Agent, RelayError> {
+    let roots = match relay_ca {
+        None => ureq::tls::RootCerts::PlatformVerifier,
+        Some(pem) => {
+            let certificates: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(certificate)) => Some(certificate),
+                    _ => None,
+                })
+                .collect();
+            if certificates.is_empty() {
+                return Err(RelayError::Refused {
+                    code: "bad_relay_ca".to_owned(),
+                    message: "The relay CA file holds no certificate.".to_owned(),
+                });
+            }
+            ureq::tls::RootCerts::Specific(std::sync::Arc::new(certificates))
+        }
+    };
+    Ok(ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(REQUEST_TIMEOUT))
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(roots)
+                .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .build(),
+        )
         .build()
-        .into()
+        .into())
+}
+
+/// Whether a TLS failure is the relay's certificate not being trusted.
+fn untrusted(error: &rustls::Error) -> bool {
+    matches!(
+        error,
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+    )
 }
 
 fn transport_error(error: ureq::Error) -> RelayError {
+    // rustls reports a failed handshake through the socket's io::Error.
+    if let ureq::Error::Io(io) = &error {
+        if let Some(tls) = io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return if untrusted(tls) {
+                RelayError::Untrusted
+            } else {
+                RelayError::Protocol
+            };
+        }
+    }
     match error {
         ureq::Error::Io(_)
         | ureq::Error::Timeout(_)
         | ureq::Error::ConnectionFailed
         | ureq::Error::HostNotFound => RelayError::Unreachable,
+        ureq::Error::Rustls(tls) if untrusted(&tls) => RelayError::Untrusted,
         _ => RelayError::Protocol,
     }
 }
@@ -192,11 +249,21 @@ fn refusal(mut response: ureq::http::Response<ureq::Body>) -> RelayError {
 }
 
 impl RelayClient {
-    /// A client for the relay at `base_url` (checked with [`check_relay_url`]), for `device`.
+    /// A client for the relay at `base_url` (checked with [`check_relay_url`]), for `device`,
+    /// trusting this computer's certificate store.
     pub fn new(base_url: &str, device: DeviceId) -> Result<Self, RelayError> {
+        Self::with_trust(base_url, device, None)
+    }
+
+    /// A client that trusts only the CA certificates in `relay_ca` (PEM) when given.
+    pub fn with_trust(
+        base_url: &str,
+        device: DeviceId,
+        relay_ca: Option<&[u8]>,
+    ) -> Result<Self, RelayError> {
         Ok(Self {
             base: check_relay_url(base_url)?,
-            agent: agent(),
+            agent: agent(relay_ca)?,
             device,
             token: None,
         })

@@ -124,6 +124,20 @@ pub fn mls_incoming(data: &[u8]) {
     }
 }
 
+/// Delivers relay-decoded messages and Welcomes, in order, to Bob in a fresh two-member
+/// conversation, as a client applies an inbox page. Every outcome must be a typed result.
+pub fn deliver(messages: &[ward_proto::WireMessage], welcomes: &[Vec<u8>]) {
+    let Some(mut scene) = Scene::new() else {
+        return;
+    };
+    for welcome in welcomes {
+        let _ = scene.bob.join(welcome);
+    }
+    for message in messages {
+        let _ = scene.at_bob.receive(&scene.bob, message);
+    }
+}
+
 /// Real messages of each kind [`mls_incoming`] takes, prefixed with their selector byte: the
 /// seed corpus. They come from another run's keys, so they parse fully and then fail to decrypt
 /// or verify, which is the path an attacker's bytes take too.

@@ -20,6 +20,11 @@ pub struct Config {
     pub limits: Limits,
     /// Log entries older than this are deleted even if unread.
     pub retention: Duration,
+    /// The TLS certificate chain (PEM). With `tls_key`, the relay speaks HTTPS and may listen
+    /// on any address; SIGHUP reloads both files.
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM, PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -29,6 +34,8 @@ impl Default for Config {
             data_dir: PathBuf::from("relay-data"),
             limits: Limits::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -42,6 +49,8 @@ struct File {
     retention_days: Option<u64>,
     max_request_bytes: Option<usize>,
     session_hours: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// Why the settings could not be used. Each message names the setting and its source.
@@ -100,6 +109,19 @@ impl Config {
             if let Some(hours) = file.session_hours {
                 config.limits.session_lifetime = Duration::from_secs(hours.saturating_mul(3600));
             }
+            // Relative paths in the file are relative to the file, as an admin reading it expects.
+            let beside = |file_path: PathBuf| match path.parent() {
+                Some(folder) if file_path.is_relative() => folder.join(file_path),
+                _ => file_path,
+            };
+            config.tls_cert = file.tls_cert.map(beside).or(config.tls_cert);
+            config.tls_key = file.tls_key.map(beside).or(config.tls_key);
+        }
+        if let Some(cert) = env("WARD_RELAY_TLS_CERT") {
+            config.tls_cert = Some(PathBuf::from(cert));
+        }
+        if let Some(key) = env("WARD_RELAY_TLS_KEY") {
+            config.tls_key = Some(PathBuf::from(key));
         }
         if let Some(listen) = env("WARD_RELAY_LISTEN") {
             config.listen = parse_listen(&listen, "WARD_RELAY_LISTEN")?;
@@ -120,12 +142,27 @@ impl Config {
 
     /// Refuses settings that would expose plain HTTP beyond this machine.
     pub fn check(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), Some(_)) => return Ok(()),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: if self.tls_cert.is_some() {
+                        "tls_key"
+                    } else {
+                        "tls_cert"
+                    },
+                    origin: "the settings".to_owned(),
+                    reason: "TLS needs both tls_cert and tls_key".to_owned(),
+                })
+            }
+            (None, None) => {}
+        }
         if !self.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid {
                 key: "listen",
                 origin: self.listen.to_string(),
-                reason: "plain HTTP is only allowed on loopback; put the relay behind a TLS \
-                         reverse proxy, or listen on 127.0.0.1"
+                reason: "plain HTTP is only allowed on loopback; set tls_cert and tls_key, put \
+                         the relay behind a TLS reverse proxy, or listen on 127.0.0.1"
                     .to_owned(),
             });
         }

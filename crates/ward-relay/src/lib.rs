@@ -14,6 +14,7 @@ pub mod request;
 pub mod serve;
 pub mod sqlite_store;
 pub mod store;
+pub mod tls;
 
 #[doc(hidden)]
 pub mod fuzzing;

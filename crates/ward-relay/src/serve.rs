@@ -1,5 +1,6 @@
-//! `ward-relay serve`: binds, prints where it listens, serves until SIGTERM or Ctrl-C, and
-//! deletes log entries past the retention limit once an hour.
+//! `ward-relay serve`: binds, prints where it listens, serves (HTTPS when a certificate and key
+//! are set) until SIGTERM or Ctrl-C, and deletes log entries past the retention limit once an
+//! hour.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,6 +9,7 @@ use crate::api::{app, AppState};
 use crate::config::Config;
 use crate::sqlite_store::SqliteStore;
 use crate::store::RelayStore;
+use crate::tls::{ReloadableCertificate, TlsListener};
 
 /// Why the relay stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +20,9 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error("cannot open the relay's database: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The address could not be bound, or the server failed.
     #[error("cannot serve on {address}: {reason}")]
     Io {
@@ -66,14 +71,59 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             let _ = tokio::task::spawn_blocking(move || store.expire(cutoff)).await;
         }
     });
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let router = app(state);
+    let served = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let certificate = ReloadableCertificate::open(cert, key)?;
+            let tls =
+                TlsListener::new(listener, certificate.server_config()?).map_err(|error| {
+                    ServeError::Io {
+                        address: address.to_string(),
+                        reason: error.to_string(),
+                    }
+                })?;
+            let reloads = tokio::spawn(reload_on_hangup(certificate));
+            let served = axum::serve(tls, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await;
+            reloads.abort();
+            served
+        }
+        _ => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    };
     expiry.abort();
     served.map_err(|error| ServeError::Io {
         address: address.to_string(),
         reason: error.to_string(),
     })
+}
+
+/// Reloads the certificate and key on SIGHUP, as IT's certificate renewal expects. A bad file is
+/// reported on stderr and the certificate in use stays.
+async fn reload_on_hangup(certificate: std::sync::Arc<ReloadableCertificate>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match certificate.reload() {
+                Ok(()) => eprintln!("ward-relay: TLS certificate reloaded"),
+                Err(error) => eprintln!("ward-relay: TLS certificate not reloaded: {error}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = certificate;
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn shutdown_signal() {

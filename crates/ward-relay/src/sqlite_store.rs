@@ -1,9 +1,12 @@
 //! The embedded store: one SQLite file in WAL mode, synchronous=FULL, so every acknowledged
-//! append is on disk before the relay answers. Schema changes are migrations numbered by
+//! append is on disk before the relay answers. Application messages are group-committed: one
+//! writer thread takes every append waiting at that moment into one transaction, so a hundred
+//! concurrent senders share one fsync instead of queueing for a hundred. Schema changes are migrations numbered by
 //! `user_version`; a file from a newer relay is refused, never modified.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use ward_proto::{DeviceId, GroupId, UserId};
@@ -13,6 +16,85 @@ use crate::store::{
     LogEntry, MessageUpload, NewInvite, PendingWelcome, RelayStore, StoreError, Timestamp,
     UserRecord,
 };
+
+/// The group-commit writer: takes every append waiting, runs each in its own savepoint (so one
+/// refused append does not undo the others), commits once, then answers them all. It ends when
+/// the store is dropped.
+fn group_commit_loop(connection: &Mutex<Connection>, jobs: &Receiver<AppendJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP_COMMIT {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit_batch(connection, &batch);
+        for ((_, answer), outcome) in batch.into_iter().zip(outcomes) {
+            // A sender that went away (its request timed out) needs no answer.
+            let _ = answer.send(outcome);
+        }
+    }
+}
+
+fn commit_batch(
+    connection: &Mutex<Connection>,
+    batch: &[AppendJob],
+) -> Vec<Result<Appended, StoreError>> {
+    let failed = |error: StoreError| batch.iter().map(|_| Err(error.clone())).collect();
+    let Ok(mut connection) = connection.lock() else {
+        return failed(StoreError::Database(
+            "the store lock was poisoned".to_owned(),
+        ));
+    };
+    let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
+    {
+        Ok(transaction) => transaction,
+        Err(error) => return failed(db(error)),
+    };
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (upload, _) in batch {
+        let outcome = match transaction.savepoint() {
+            Ok(mut savepoint) => {
+                let outcome = append_one(&savepoint, upload);
+                let kept = if outcome.is_ok() {
+                    savepoint.commit()
+                } else {
+                    savepoint.rollback()
+                };
+                kept.map_err(db).and(outcome)
+            }
+            Err(error) => Err(db(error)),
+        };
+        outcomes.push(outcome);
+    }
+    match transaction.commit() {
+        Ok(()) => outcomes,
+        Err(error) => failed(db(error)),
+    }
+}
+
+fn append_one(t: &Connection, upload: &MessageUpload) -> Result<Appended, StoreError> {
+    if let Some(sequence) = already_sent(t, &upload.sender, &upload.send_id)? {
+        return Ok(Appended::AlreadyStored { sequence });
+    }
+    if !is_member(t, &upload.group, &upload.sender)? {
+        return Err(StoreError::NotAMember);
+    }
+    let sequence = insert_entry(
+        t,
+        &NewEntry {
+            group: &upload.group,
+            epoch: upload.epoch,
+            kind: APPLICATION,
+            sender: &upload.sender,
+            send_id: &upload.send_id,
+            body: &upload.message,
+            received_at: upload.received_at,
+        },
+    )?;
+    Ok(Appended::Accepted { sequence })
+}
 
 /// Each migration takes the schema from its index to the next version.
 const MIGRATIONS: &[&str] = &[r"
@@ -93,8 +175,16 @@ const APPLICATION: i64 = 2;
 
 /// The relay's SQLite store.
 pub struct SqliteStore {
-    connection: Mutex<Connection>,
+    connection: Arc<Mutex<Connection>>,
+    appends: Mutex<Sender<AppendJob>>,
 }
+
+/// One application message waiting for the group commit, and where its answer goes.
+type AppendJob = (MessageUpload, SyncSender<Result<Appended, StoreError>>);
+
+/// The most appends one group commit takes: enough to share an fsync widely, few enough that a
+/// transaction stays short for the readers in between.
+const MAX_GROUP_COMMIT: usize = 512;
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,8 +258,16 @@ impl SqliteStore {
                 .pragma_update(None, "user_version", index + 1)
                 .map_err(db)?;
         }
+        let connection = Arc::new(Mutex::new(connection));
+        let (appends, jobs) = mpsc::channel();
+        let writer = Arc::clone(&connection);
+        std::thread::Builder::new()
+            .name("ward-relay-group-commit".to_owned())
+            .spawn(move || group_commit_loop(&writer, &jobs))
+            .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(Self {
-            connection: Mutex::new(connection),
+            connection,
+            appends: Mutex::new(appends),
         })
     }
 
@@ -201,7 +299,7 @@ impl SqliteStore {
 }
 
 fn already_sent(
-    transaction: &Transaction<'_>,
+    transaction: &Connection,
     sender: &DeviceId,
     send_id: &[u8; 16],
 ) -> Result<Option<u64>, StoreError> {
@@ -217,7 +315,7 @@ fn already_sent(
 }
 
 fn is_member(
-    transaction: &Transaction<'_>,
+    transaction: &Connection,
     group: &GroupId,
     device: &DeviceId,
 ) -> Result<bool, StoreError> {
@@ -244,7 +342,7 @@ struct NewEntry<'a> {
 }
 
 /// Appends at the group's next sequence and remembers the send id. Returns the sequence.
-fn insert_entry(transaction: &Transaction<'_>, entry: &NewEntry<'_>) -> Result<u64, StoreError> {
+fn insert_entry(transaction: &Connection, entry: &NewEntry<'_>) -> Result<u64, StoreError> {
     let NewEntry {
         group,
         epoch,
@@ -673,27 +771,15 @@ impl RelayStore for SqliteStore {
     }
 
     fn append_message(&self, upload: &MessageUpload) -> Result<Appended, StoreError> {
-        self.write(|t| {
-            if let Some(sequence) = already_sent(t, &upload.sender, &upload.send_id)? {
-                return Ok(Appended::AlreadyStored { sequence });
-            }
-            if !is_member(t, &upload.group, &upload.sender)? {
-                return Err(StoreError::NotAMember);
-            }
-            let sequence = insert_entry(
-                t,
-                &NewEntry {
-                    group: &upload.group,
-                    epoch: upload.epoch,
-                    kind: APPLICATION,
-                    sender: &upload.sender,
-                    send_id: &upload.send_id,
-                    body: &upload.message,
-                    received_at: upload.received_at,
-                },
-            )?;
-            Ok(Appended::Accepted { sequence })
-        })
+        let (answer, answered) = mpsc::sync_channel(1);
+        self.appends
+            .lock()
+            .map_err(|_| StoreError::Database("the append queue lock was poisoned".to_owned()))?
+            .send((upload.clone(), answer))
+            .map_err(|_| StoreError::Database("the group-commit writer stopped".to_owned()))?;
+        answered
+            .recv()
+            .map_err(|_| StoreError::Database("the group-commit writer stopped".to_owned()))?
     }
 
     fn reads_group(&self, device: &DeviceId, group: &GroupId) -> Result<bool, StoreError> {

@@ -184,7 +184,7 @@ pub enum Appended {
 }
 
 /// Why the store failed. The text never reaches a client.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]

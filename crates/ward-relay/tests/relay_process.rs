@@ -170,3 +170,124 @@ fn plain_http_beyond_loopback_is_refused_with_a_reason() {
         "{stderr}"
     );
 }
+
+/// A self-signed certificate for 127.0.0.1, as PEM: (certificate, key).
+fn self_signed() -> (String, String) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    (certified.cert.pem(), certified.signing_key.serialize_pem())
+}
+
+/// GET over HTTPS trusting only `ca`; the body, or the error's text.
+fn get_tls(address: &str, ca: &str) -> Result<String, String> {
+    let roots: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(ca.as_bytes())
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(certificate)) => Some(certificate),
+            _ => None,
+        })
+        .collect();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)))
+                .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .build(),
+        )
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    agent
+        .get(format!("https://{address}/healthz"))
+        .call()
+        .map_err(|error| error.to_string())?
+        .body_mut()
+        .read_to_string()
+        .map_err(|error| error.to_string())
+}
+
+#[test]
+fn serve_speaks_https_with_a_certificate_and_reloads_it_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+
+    // A mismatched key is refused at start, naming the file and not its contents.
+    let (other_cert, other_key) = self_signed();
+    let other_key_path = dir.path().join("other-key.pem");
+    std::fs::write(&other_key_path, &other_key).unwrap();
+    let refused = relay(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            other_key_path.to_str().unwrap(),
+        ],
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("other-key.pem"), "{stderr}");
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+
+    // TLS lifts the loopback-only rule: this listens on every interface.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ward-relay"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "0.0.0.0:0", "--tls-cert"])
+        .arg(&cert_path)
+        .arg("--tls-key")
+        .arg(&key_path)
+        .env_remove("WARD_RELAY_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().to_owned();
+    let address = format!("127.0.0.1:{port}");
+
+    assert_eq!(get_tls(&address, &cert).unwrap(), "ok\n");
+    assert!(
+        get_tls(&address, &other_cert).is_err(),
+        "only the real CA is trusted"
+    );
+    // Plain HTTP to the TLS port gets no answer a client could take for the API.
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
+
+    // Renewal: new files, SIGHUP, and new connections see the new certificate.
+    std::fs::write(&cert_path, &other_cert).unwrap();
+    std::fs::write(&key_path, &other_key).unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_tls(&address, &other_cert).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the certificate was not reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(get_tls(&address, &cert).is_err());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

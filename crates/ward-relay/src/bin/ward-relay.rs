@@ -12,7 +12,10 @@ const USAGE: &str = "\
 usage: ward-relay [--config FILE] [--data-dir DIR] COMMAND
 
 commands:
-  serve [--listen ADDR]                 run the relay (default 127.0.0.1:7443)
+  serve [--listen ADDR] [--tls-cert PEM --tls-key PEM]
+                                        run the relay (default 127.0.0.1:7443); with a
+                                        certificate and key it speaks HTTPS, and SIGHUP
+                                        reloads them
   invite create --name NAME [--role ROLE] [--expires DURATION]
                                         print a one-time invite code (default 7d)
   invite list | invite revoke ID
@@ -21,7 +24,8 @@ commands:
   status                                counts and the state of the store
 
 settings come from relay.toml (--config or WARD_RELAY_CONFIG), then WARD_RELAY_LISTEN,
-WARD_RELAY_DATA_DIR and WARD_RELAY_RETENTION_DAYS, then the options above.";
+WARD_RELAY_DATA_DIR, WARD_RELAY_RETENTION_DAYS, WARD_RELAY_TLS_CERT and WARD_RELAY_TLS_KEY,
+then the options above.";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -64,6 +68,8 @@ fn run(mut args: Vec<String>) -> Result<String, String> {
         .map(PathBuf::from);
     let data_dir = take_option(&mut args, "--data-dir")?;
     let listen = take_option(&mut args, "--listen")?;
+    let tls_cert = take_option(&mut args, "--tls-cert")?;
+    let tls_key = take_option(&mut args, "--tls-key")?;
     let name = take_option(&mut args, "--name")?;
     let role = take_option(&mut args, "--role")?;
     let expires = take_option(&mut args, "--expires")?;
@@ -74,6 +80,12 @@ fn run(mut args: Vec<String>) -> Result<String, String> {
     }
     if let Some(listen) = listen {
         config.listen = parse_listen(&listen, "--listen").map_err(|error| error.to_string())?;
+    }
+    if let Some(cert) = tls_cert {
+        config.tls_cert = Some(PathBuf::from(cert));
+    }
+    if let Some(key) = tls_key {
+        config.tls_key = Some(PathBuf::from(key));
     }
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     if words == ["serve"] {
