@@ -331,7 +331,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     line(&mut out, &hex_id(group.as_bytes()))?;
                 }
                 ChatCommand::List { json } => {
-                    client.sync().map(|report| warn_rejected(&report))?;
+                    if let Err(error) = client.sync().map(|report| warn_rejected(&report)) {
+                        eprintln!("ward: showing what this device has: {error}");
+                    }
                     for chat in client.chats()? {
                         if json {
                             line(&mut out, &serde_json::to_string(&chat)?)?;

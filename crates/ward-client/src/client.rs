@@ -1524,7 +1524,9 @@ impl Client {
                         continue;
                     };
                     if entry.sequence <= cursor {
+                        // Applied before, and its ack lost: acknowledging it again is progress.
                         acks.entry(group).or_insert(cursor);
+                        progressed = true;
                         continue;
                     }
                     if entry.sequence > cursor + 1 && !give_up(&tx, &group, cursor + 1)? {
@@ -1564,6 +1566,16 @@ impl Client {
                     )?;
                     acks.insert(group, entry.sequence);
                     progressed = true;
+                }
+                for (group, sequence) in &acks {
+                    // Refusal counts behind the cursor are settled.
+                    tx.execute(
+                        "DELETE FROM refused_entry WHERE group_id = ?1 AND sequence <= ?2",
+                        params![
+                            group.as_bytes().as_slice(),
+                            i64::try_from(*sequence).unwrap_or(i64::MAX)
+                        ],
+                    )?;
                 }
                 save_mls(&tx, device)?;
                 tx.commit()?;

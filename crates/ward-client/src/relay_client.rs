@@ -327,6 +327,12 @@ impl RelayClient {
         Ok(())
     }
 
+    /// The current session token, for tools that speak HTTP to the relay themselves (the load
+    /// benchmark). `None` before signing in.
+    pub fn session_token(&self) -> Option<&str> {
+        self.token.as_deref().map(String::as_str)
+    }
+
     fn bearer(&self) -> Zeroizing<String> {
         Zeroizing::new(format!(
             "Bearer {}",

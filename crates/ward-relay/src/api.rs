@@ -309,6 +309,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotAMember => Self::NotAMember,
+            StoreError::NotAllowed => Self::Forbidden,
             StoreError::Database(reason) => {
                 // For IT, on the relay's stderr: SQLite's own words, which hold no bound values.
                 eprintln!("ward-relay: store error: {reason}");
@@ -343,6 +344,14 @@ async fn blocking<T: Send + 'static>(
 /// The device behind the request's bearer token, if the session is live and the device may still
 /// connect.
 async fn authenticated(state: &Arc<AppState>, headers: &HeaderMap) -> Result<DeviceId, ApiError> {
+    let device = session_device(state, headers)?;
+    blocking(state, move |store| still_allowed(store, &device)).await?;
+    Ok(device)
+}
+
+/// The device behind the request's bearer token, if the session is live and within its rate.
+/// Callers must also check [`still_allowed`], in the same store call as their work when they can.
+fn session_device(state: &Arc<AppState>, headers: &HeaderMap) -> Result<DeviceId, ApiError> {
     let token = headers
         .get("authorization")
         .and_then(|value| value.to_str().ok())
@@ -365,13 +374,13 @@ async fn authenticated(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Dev
         state.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
         return Err(ApiError::RateLimited);
     }
-    // Revocation takes effect on the next request, not at the next sign-in.
-    let allowed = blocking(state, move |store| {
-        Ok(store.device(&device)?.is_some_and(|(_, allowed)| allowed))
-    })
-    .await?;
-    if allowed {
-        Ok(device)
+    Ok(device)
+}
+
+/// Revocation takes effect on the next request, not at the next sign-in.
+fn still_allowed(store: &dyn RelayStore, device: &DeviceId) -> Result<(), ApiError> {
+    if store.device(device)?.is_some_and(|(_, allowed)| allowed) {
+        Ok(())
     } else {
         Err(ApiError::Forbidden)
     }
@@ -612,10 +621,28 @@ async fn message(
     headers: HeaderMap,
     Json(request): Json<MessageRequest>,
 ) -> Result<Json<Sequenced>, ApiError> {
-    let sender = authenticated(&state, &headers).await?;
+    let sender = session_device(&state, &headers)?;
     let upload = message_upload(request, sender, now())?;
     let group = upload.group;
-    let appended = blocking(&state, move |store| Ok(store.append_message(&upload)?)).await?;
+    // The hot path: straight to the store's group-commit writer, which also checks that the
+    // device is still allowed, with no blocking thread in between.
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    state.store.submit_message(
+        upload,
+        Box::new(move |outcome| {
+            let _ = answer.send(outcome);
+        }),
+    );
+    let appended = match answered.await.map_err(|_| ApiError::Internal)? {
+        Ok(appended) => appended,
+        Err(error) => {
+            let error = ApiError::from(error);
+            if let ApiError::Internal = error {
+                state.counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            return Err(error);
+        }
+    };
     match appended {
         Appended::Accepted { sequence } | Appended::AlreadyStored { sequence } => {
             state.counters.messages.fetch_add(1, Ordering::Relaxed);

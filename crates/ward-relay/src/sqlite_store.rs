@@ -12,13 +12,14 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use ward_proto::{DeviceId, GroupId, UserId};
 
 use crate::store::{
-    Appended, CommitUpload, Counts, DeviceRecord, EnrollError, Enrollment, EntryKind, InviteRecord,
-    LogEntry, MessageUpload, NewInvite, PendingWelcome, RelayStore, StoreError, Timestamp,
-    UserRecord,
+    AppendDone, Appended, CommitUpload, Counts, DeviceRecord, EnrollError, Enrollment, EntryKind,
+    InviteRecord, LogEntry, MessageUpload, NewInvite, PendingWelcome, RelayStore, StoreError,
+    Timestamp, UserRecord,
 };
 
-/// The group-commit writer: takes every append waiting, runs each in its own savepoint (so one
-/// refused append does not undo the others), commits once, then answers them all. It ends when
+/// The group-commit writer: takes every append waiting, runs them in one transaction (a refused
+/// append writes nothing, so it does not disturb the others), commits once, then answers them
+/// all. It ends when
 /// the store is dropped.
 fn group_commit_loop(connection: &Mutex<Connection>, jobs: &Receiver<AppendJob>) {
     while let Ok(first) = jobs.recv() {
@@ -30,9 +31,14 @@ fn group_commit_loop(connection: &Mutex<Connection>, jobs: &Receiver<AppendJob>)
             }
         }
         let outcomes = commit_batch(connection, &batch);
-        for ((_, answer), outcome) in batch.into_iter().zip(outcomes) {
-            // A sender that went away (its request timed out) needs no answer.
-            let _ = answer.send(outcome);
+        for (job, outcome) in batch.into_iter().zip(outcomes) {
+            match job.answer {
+                // A sender that went away (its request timed out) needs no answer.
+                Answer::Blocking(answer) => {
+                    let _ = answer.send(outcome);
+                }
+                Answer::Callback(done) => done(outcome),
+            }
         }
     }
 }
@@ -47,26 +53,19 @@ fn commit_batch(
             "the store lock was poisoned".to_owned(),
         ));
     };
-    let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
-    {
+    let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(transaction) => transaction,
         Err(error) => return failed(db(error)),
     };
     let mut outcomes = Vec::with_capacity(batch.len());
-    for (upload, _) in batch {
-        let outcome = match transaction.savepoint() {
-            Ok(mut savepoint) => {
-                let outcome = append_one(&savepoint, upload);
-                let kept = if outcome.is_ok() {
-                    savepoint.commit()
-                } else {
-                    savepoint.rollback()
-                };
-                kept.map_err(db).and(outcome)
-            }
-            Err(error) => Err(db(error)),
-        };
-        outcomes.push(outcome);
+    for job in batch {
+        // A refusal (a stranger, a revoked device, a repeat) is decided before anything is
+        // written, so it needs no savepoint; a failing write fails the whole batch, which the
+        // dropped transaction rolls back.
+        match append_one(&transaction, &job.upload, job.check_allowed) {
+            Err(StoreError::Database(reason)) => return failed(StoreError::Database(reason)),
+            outcome => outcomes.push(outcome),
+        }
     }
     match transaction.commit() {
         Ok(()) => outcomes,
@@ -74,7 +73,14 @@ fn commit_batch(
     }
 }
 
-fn append_one(t: &Connection, upload: &MessageUpload) -> Result<Appended, StoreError> {
+fn append_one(
+    t: &Connection,
+    upload: &MessageUpload,
+    check_allowed: bool,
+) -> Result<Appended, StoreError> {
+    if check_allowed && !device_allowed(t, &upload.sender)? {
+        return Err(StoreError::NotAllowed);
+    }
     if let Some(sequence) = already_sent(t, &upload.sender, &upload.send_id)? {
         return Ok(Appended::AlreadyStored { sequence });
     }
@@ -176,11 +182,28 @@ const APPLICATION: i64 = 2;
 /// The relay's SQLite store.
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
+    /// A second connection for the reads every request makes (is this device still allowed?).
+    /// In WAL mode it reads the last commit while the writer holds its lock through an fsync.
+    /// `None` for an in-memory store, which cannot be opened twice.
+    reader: Option<Mutex<Connection>>,
     appends: Mutex<Sender<AppendJob>>,
 }
 
 /// One application message waiting for the group commit, and where its answer goes.
-type AppendJob = (MessageUpload, SyncSender<Result<Appended, StoreError>>);
+struct AppendJob {
+    upload: MessageUpload,
+    /// Whether the sending device must still be allowed (checked in the same transaction).
+    check_allowed: bool,
+    answer: Answer,
+}
+
+/// Where a group-committed append's outcome goes.
+enum Answer {
+    /// A caller blocked on a channel.
+    Blocking(SyncSender<Result<Appended, StoreError>>),
+    /// A callback, for callers that must not block.
+    Callback(AppendDone),
+}
 
 /// The most appends one group commit takes: enough to share an fsync widely, few enough that a
 /// transaction stays short for the readers in between.
@@ -220,7 +243,19 @@ impl SqliteStore {
     /// Opens (or creates) `relay.db` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.to_string()))?;
-        Self::from_connection(Connection::open(dir.join("relay.db")).map_err(db)?)
+        let path = dir.join("relay.db");
+        let mut store = Self::from_connection(Connection::open(&path).map_err(db)?)?;
+        // Opened after the writer has migrated the file.
+        let reader = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(db)?;
+        reader
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
+        store.reader = Some(Mutex::new(reader));
+        Ok(store)
     }
 
     /// A store in memory, for unit tests of the HTTP layer only.
@@ -267,6 +302,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(Self {
             connection,
+            reader: None,
             appends: Mutex::new(appends),
         })
     }
@@ -276,6 +312,24 @@ impl SqliteStore {
         self.lock()?
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(db)
+    }
+
+    fn queue(&self, job: AppendJob) -> Result<(), StoreError> {
+        self.appends
+            .lock()
+            .map_err(|_| StoreError::Database("the append queue lock was poisoned".to_owned()))?
+            .send(job)
+            .map_err(|_| StoreError::Database("the group-commit writer stopped".to_owned()))
+    }
+
+    /// The read connection, or the writer's when there is no separate one.
+    fn read_lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        match &self.reader {
+            Some(reader) => reader
+                .lock()
+                .map_err(|_| StoreError::Database("the store lock was poisoned".to_owned())),
+            None => self.lock(),
+        }
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -298,18 +352,35 @@ impl SqliteStore {
     }
 }
 
+fn device_allowed(t: &Connection, device: &DeviceId) -> Result<bool, StoreError> {
+    t.prepare_cached(
+        "SELECT 1 FROM device JOIN user ON user.id = device.user_id
+         WHERE device.id = ?1 AND device.revoked = 0 AND user.disabled = 0",
+    )
+    .and_then(|mut statement| {
+        statement
+            .query_row(params![device.as_bytes().as_slice()], |_| Ok(()))
+            .optional()
+    })
+    .map(|found| found.is_some())
+    .map_err(db)
+}
+
 fn already_sent(
     transaction: &Connection,
     sender: &DeviceId,
     send_id: &[u8; 16],
 ) -> Result<Option<u64>, StoreError> {
     transaction
-        .query_row(
-            "SELECT sequence FROM sent WHERE sender = ?1 AND send_id = ?2",
-            params![sender.as_bytes().as_slice(), send_id.as_slice()],
-            |row| row.get::<_, i64>(0),
-        )
-        .optional()
+        .prepare_cached("SELECT sequence FROM sent WHERE sender = ?1 AND send_id = ?2")
+        .and_then(|mut statement| {
+            statement
+                .query_row(
+                    params![sender.as_bytes().as_slice(), send_id.as_slice()],
+                    |row| row.get::<_, i64>(0),
+                )
+                .optional()
+        })
         .map(|found| found.map(seq))
         .map_err(db)
 }
@@ -320,12 +391,17 @@ fn is_member(
     device: &DeviceId,
 ) -> Result<bool, StoreError> {
     transaction
-        .query_row(
+        .prepare_cached(
             "SELECT 1 FROM member WHERE group_id = ?1 AND device_id = ?2 AND until_sequence IS NULL",
-            params![group.as_bytes().as_slice(), device.as_bytes().as_slice()],
-            |_| Ok(()),
         )
-        .optional()
+        .and_then(|mut statement| {
+            statement
+                .query_row(
+                    params![group.as_bytes().as_slice(), device.as_bytes().as_slice()],
+                    |_| Ok(()),
+                )
+                .optional()
+        })
         .map(|found| found.is_some())
         .map_err(db)
 }
@@ -353,40 +429,46 @@ fn insert_entry(transaction: &Connection, entry: &NewEntry<'_>) -> Result<u64, S
         received_at,
     } = *entry;
     let group_bytes = group.as_bytes().as_slice();
+    let (epoch, received_at) = (int(epoch)?, int(received_at)?);
+    // Cached statements: these run for every message, and preparing costs more than running.
     let sequence: i64 = transaction
-        .query_row(
-            "UPDATE grp SET next_sequence = next_sequence + 1 WHERE id = ?1 RETURNING next_sequence - 1",
-            params![group_bytes],
-            |row| row.get(0),
+        .prepare_cached(
+            "UPDATE grp SET next_sequence = next_sequence + 1 WHERE id = ?1
+             RETURNING next_sequence - 1",
         )
+        .and_then(|mut statement| statement.query_row(params![group_bytes], |row| row.get(0)))
         .map_err(db)?;
     transaction
-        .execute(
+        .prepare_cached(
             "INSERT INTO entry (group_id, sequence, epoch, kind, sender, body, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
                 group_bytes,
                 sequence,
-                int(epoch)?,
+                epoch,
                 kind,
                 sender.as_bytes().as_slice(),
                 body,
-                int(received_at)?
-            ],
-        )
+                received_at
+            ])
+        })
         .map_err(db)?;
     transaction
-        .execute(
+        .prepare_cached(
             "INSERT INTO sent (sender, send_id, group_id, sequence, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
                 sender.as_bytes().as_slice(),
                 send_id.as_slice(),
                 group_bytes,
                 sequence,
-                int(received_at)?
-            ],
-        )
+                received_at
+            ])
+        })
         .map_err(db)?;
     Ok(seq(sequence))
 }
@@ -541,7 +623,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        let connection = self.lock()?;
+        let connection = self.read_lock()?;
         let mut statement = connection
             .prepare("SELECT id FROM user ORDER BY name, id")
             .map_err(db)?;
@@ -583,21 +665,23 @@ impl RelayStore for SqliteStore {
     }
 
     fn device(&self, device: &DeviceId) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
-        let connection = self.lock()?;
-        let row = connection
-            .query_row(
+        let connection = self.read_lock()?;
+        // Cached: every authenticated request asks.
+        let mut statement = connection
+            .prepare_cached(
                 "SELECT device.user_id, device.credential, device.revoked, user.disabled
                  FROM device JOIN user ON user.id = device.user_id WHERE device.id = ?1",
-                params![device.as_bytes().as_slice()],
-                |row| {
-                    Ok((
-                        row.get::<_, Vec<u8>>(0)?,
-                        row.get::<_, Vec<u8>>(1)?,
-                        row.get::<_, bool>(2)?,
-                        row.get::<_, bool>(3)?,
-                    ))
-                },
             )
+            .map_err(db)?;
+        let row = statement
+            .query_row(params![device.as_bytes().as_slice()], |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, bool>(3)?,
+                ))
+            })
             .optional()
             .map_err(db)?;
         let Some((user, credential, revoked, disabled)) = row else {
@@ -675,7 +759,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn key_packages_left(&self, device: &DeviceId) -> Result<u64, StoreError> {
-        self.lock()?
+        self.read_lock()?
             .query_row(
                 "SELECT count(*) FROM key_package WHERE device_id = ?1 AND last_resort = 0",
                 params![device.as_bytes().as_slice()],
@@ -772,18 +856,37 @@ impl RelayStore for SqliteStore {
 
     fn append_message(&self, upload: &MessageUpload) -> Result<Appended, StoreError> {
         let (answer, answered) = mpsc::sync_channel(1);
-        self.appends
-            .lock()
-            .map_err(|_| StoreError::Database("the append queue lock was poisoned".to_owned()))?
-            .send((upload.clone(), answer))
-            .map_err(|_| StoreError::Database("the group-commit writer stopped".to_owned()))?;
+        self.queue(AppendJob {
+            upload: upload.clone(),
+            check_allowed: false,
+            answer: Answer::Blocking(answer),
+        })?;
         answered
             .recv()
             .map_err(|_| StoreError::Database("the group-commit writer stopped".to_owned()))?
     }
 
+    fn submit_message(&self, upload: MessageUpload, done: AppendDone) {
+        let job = AppendJob {
+            upload,
+            check_allowed: true,
+            answer: Answer::Callback(done),
+        };
+        let sent = self.appends.lock().map_err(|_| ()).and_then(|queue| {
+            queue.send(job).map_err(|error| {
+                // The writer is gone: answer here, so the caller is not left waiting.
+                if let Answer::Callback(done) = error.0.answer {
+                    done(Err(StoreError::Database(
+                        "the group-commit writer stopped".to_owned(),
+                    )));
+                }
+            })
+        });
+        let _ = sent;
+    }
+
     fn reads_group(&self, device: &DeviceId, group: &GroupId) -> Result<bool, StoreError> {
-        self.lock()?
+        self.read_lock()?
             .query_row(
                 "SELECT 1 FROM member WHERE group_id = ?1 AND device_id = ?2",
                 params![group.as_bytes().as_slice(), device.as_bytes().as_slice()],
@@ -795,7 +898,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn welcomes(&self, device: &DeviceId) -> Result<Vec<PendingWelcome>, StoreError> {
-        let connection = self.lock()?;
+        let connection = self.read_lock()?;
         let mut statement = connection
             .prepare(
                 "SELECT group_id, after_sequence, body FROM welcome WHERE device_id = ?1
@@ -824,7 +927,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn read(&self, device: &DeviceId, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
-        let connection = self.lock()?;
+        let connection = self.read_lock()?;
         let mut statement = connection
             .prepare(
                 "SELECT entry.group_id, entry.sequence, entry.epoch, entry.kind, entry.sender,
@@ -914,7 +1017,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn counts(&self) -> Result<Counts, StoreError> {
-        let connection = self.lock()?;
+        let connection = self.read_lock()?;
         let count = |sql: &str| -> Result<u64, StoreError> {
             connection
                 .query_row(sql, [], |row| row.get::<_, i64>(0))

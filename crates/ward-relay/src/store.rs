@@ -192,6 +192,9 @@ pub enum StoreError {
     /// The sender is not a member of the group, or the device is unknown.
     #[error("the device is not a member of that group")]
     NotAMember,
+    /// The sending device was revoked, or its user disabled.
+    #[error("the device or its user has been disabled")]
+    NotAllowed,
 }
 
 /// Why an enrollment was refused.
@@ -207,6 +210,9 @@ pub enum EnrollError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Receives the outcome of [`RelayStore::submit_message`].
+pub type AppendDone = Box<dyn FnOnce(Result<Appended, StoreError>) + Send>;
 
 /// Everything the relay stores. Implementations must make each call atomic, and durable before
 /// it returns: the relay acknowledges a send only after `append_*` has returned.
@@ -246,6 +252,11 @@ pub trait RelayStore: Send + Sync {
     /// membership and queues the Welcome. A group's first commit, at epoch 0, creates it with the
     /// sender as its first member.
     fn append_commit(&self, upload: &CommitUpload) -> Result<Appended, StoreError>;
+    /// Appends an application message like [`RelayStore::append_message`], after checking that
+    /// the sending device is still allowed, without blocking the caller: `done` gets the outcome,
+    /// on whatever thread the store writes from. The relay's async handlers call this; it must
+    /// return at once.
+    fn submit_message(&self, upload: MessageUpload, done: AppendDone);
     /// Appends an application message, once per group whatever the number of members.
     fn append_message(&self, upload: &MessageUpload) -> Result<Appended, StoreError>;
     /// Whether `device` reads `group`'s log (members, and removed devices until they have read

@@ -7,7 +7,7 @@ use ward_proto::{DeviceId, GroupId, UserId};
 use ward_relay::sqlite_store::SqliteStore;
 use ward_relay::store::{
     Appended, CommitUpload, EnrollError, Enrollment, EntryKind, MessageUpload, NewInvite,
-    RelayStore,
+    RelayStore, StoreError,
 };
 
 const NOW: u64 = 1_800_000_000;
@@ -289,6 +289,65 @@ fn the_retention_limit_deletes_unread_entries(store: &dyn RelayStore) {
     assert_eq!(store.counts().unwrap().log_entries, before - 1);
 }
 
+fn submitted(store: &dyn RelayStore, upload: MessageUpload) -> Result<Appended, StoreError> {
+    let (answer, answered) = std::sync::mpsc::channel();
+    store.submit_message(
+        upload,
+        Box::new(move |outcome| {
+            let _ = answer.send(outcome);
+        }),
+    );
+    answered
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap()
+}
+
+fn submitted_messages_are_checked_ordered_and_idempotent(store: &dyn RelayStore) {
+    let alice = enroll(store, 60);
+    let bob = enroll(store, 61);
+    let mut create = commit(6, 0, alice, 1);
+    create.added = vec![bob];
+    accepted(store.append_commit(&create).unwrap());
+    // Many at once from one thread: the answers come back with consecutive sequences.
+    let (answer, answered) = std::sync::mpsc::channel();
+    for send in 2..=101u8 {
+        let answer = answer.clone();
+        store.submit_message(
+            message(6, if send % 2 == 0 { alice } else { bob }, send),
+            Box::new(move |outcome| {
+                let _ = answer.send((send, outcome));
+            }),
+        );
+    }
+    let mut sequences: Vec<u64> = (0..100)
+        .map(|_| {
+            let (_, outcome) = answered
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap();
+            accepted(outcome.unwrap())
+        })
+        .collect();
+    sequences.sort_unstable();
+    assert_eq!(sequences, (2..=101).collect::<Vec<u64>>());
+    // A retry answers with the first sequence.
+    assert!(matches!(
+        submitted(store, message(6, alice, 2)).unwrap(),
+        Appended::AlreadyStored { .. }
+    ));
+    // A stranger is refused, and a disabled user's device too, in the same transaction.
+    let carol = enroll(store, 62);
+    assert!(matches!(
+        submitted(store, message(6, carol, 200)),
+        Err(StoreError::NotAMember)
+    ));
+    assert!(store.disable_user(&UserId([61; 16])).unwrap());
+    assert!(matches!(
+        submitted(store, message(6, bob, 201)),
+        Err(StoreError::NotAllowed)
+    ));
+    assert_eq!(store.read(&alice, 1000).unwrap().len(), 101);
+}
+
 /// The whole suite, each part on a fresh store from `fresh`.
 fn suite(fresh: &dyn Fn() -> Box<dyn RelayStore>) {
     invites_are_one_time_and_expire(&*fresh());
@@ -298,6 +357,7 @@ fn suite(fresh: &dyn Fn() -> Box<dyn RelayStore>) {
     each_member_reads_from_its_own_cursor_and_acked_entries_go(&*fresh());
     a_removed_member_reads_its_removal_and_nothing_after(&*fresh());
     the_retention_limit_deletes_unread_entries(&*fresh());
+    submitted_messages_are_checked_ordered_and_idempotent(&*fresh());
 }
 
 #[test]
