@@ -198,6 +198,24 @@ impl Clinician {
         String::from_utf8(output.stdout).unwrap()
     }
 
+    /// Sends each line with one `send --lines` run, and waits until the relay has them all.
+    fn send_lines(&self, chat: &str, lines: impl Iterator<Item = String>) {
+        let mut sender = self
+            .command(&["send", "--to", chat, "--lines"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let text: String = lines.collect();
+        sender
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        assert!(sender.wait().unwrap().success());
+    }
+
     fn receive(&self) -> Vec<Received> {
         json_lines(&self.ok(&["receive", "--json"]))
     }
@@ -548,20 +566,7 @@ fn a_client_offline_for_1000_messages_gets_them_all_in_sender_order() {
         "Bob,Carol",
     ]);
 
-    let lines: String = (0..1000).map(|n| format!("night note {n:04}\n")).collect();
-    let mut sender = alice
-        .command(&["send", "--to", "Night", "--lines"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    sender
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    assert!(sender.wait().unwrap().success());
+    alice.send_lines("Night", (0..1000).map(|n| format!("night note {n:04}\n")));
     // Bob was online (he syncs now and then); Carol only now.
     bob.ok(&["sync"]);
     for member in [&bob, &carol] {
@@ -699,20 +704,7 @@ fn kill_9_of_a_receiving_client_loses_nothing_and_leaves_a_sound_store() {
     let alice = Clinician::enroll(root.path(), &relay, "Alice");
     let bob = Clinician::enroll(root.path(), &relay, "Bob");
     alice.ok(&["chat", "create", "--name", "Pair", "--members", "Bob"]);
-    let lines: String = (0..2000).map(|n| format!("note {n:04}\n")).collect();
-    let mut sender = alice
-        .command(&["send", "--to", "Pair", "--lines"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    sender
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    assert!(sender.wait().unwrap().success());
+    alice.send_lines("Pair", (0..2000).map(|n| format!("note {n:04}\n")));
 
     // Bob's receiver is killed mid-sync, three times, at growing delays.
     for delay in [150, 400, 900] {

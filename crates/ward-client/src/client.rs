@@ -863,11 +863,29 @@ impl Client {
         let conversation = cached(&mut self.conversations, &self.device, &group)?
             .ok_or(ClientError::UnknownMessage)?;
         let commit = conversation.add_members(&self.device, &key_packages)?;
+        self.queue_member_change(&group, &commit, &[], Intent::Add, &users)
+    }
+
+    /// Saves a membership commit in the outbox with the MLS state and the member list it leads
+    /// to, then sends it.
+    fn queue_member_change(
+        &mut self,
+        group: &GroupId,
+        commit: &WireMessage,
+        removed: &[DeviceId],
+        intent: Intent,
+        users: &[UserId],
+    ) -> Result<()> {
+        let member_change = if intent == Intent::Remove {
+            "DELETE FROM conversation_member WHERE group_id = ?1 AND user_id = ?2"
+        } else {
+            "INSERT OR IGNORE INTO conversation_member (group_id, user_id) VALUES (?1, ?2)"
+        };
         let tx = self.store.connection_mut().transaction()?;
-        queue_commit(&tx, &commit, &[], Intent::Add)?;
-        for user in &users {
+        queue_commit(&tx, commit, removed, intent)?;
+        for user in users {
             tx.execute(
-                "INSERT OR IGNORE INTO conversation_member (group_id, user_id) VALUES (?1, ?2)",
+                member_change,
                 params![group.as_bytes().as_slice(), user.as_bytes().as_slice()],
             )?;
         }
@@ -913,11 +931,7 @@ impl Client {
         let conversation = cached(&mut self.conversations, &self.device, &group)?
             .ok_or(ClientError::UnknownMessage)?;
         let commit = conversation.self_update(&self.device)?;
-        let tx = self.store.connection_mut().transaction()?;
-        queue_commit(&tx, &commit, &[], Intent::Update)?;
-        save_mls(&tx, &self.device)?;
-        tx.commit()?;
-        self.flush_or_queue()
+        self.queue_member_change(&group, &commit, &[], Intent::Update, &[])
     }
 
     /// Removes the contacts named in `members` from the care team `chat`.
@@ -937,17 +951,7 @@ impl Client {
             .map(|member| member.device)
             .collect();
         let commit = conversation.remove_users(&self.device, &users)?;
-        let tx = self.store.connection_mut().transaction()?;
-        queue_commit(&tx, &commit, &removed, Intent::Remove)?;
-        for user in &users {
-            tx.execute(
-                "DELETE FROM conversation_member WHERE group_id = ?1 AND user_id = ?2",
-                params![group.as_bytes().as_slice(), user.as_bytes().as_slice()],
-            )?;
-        }
-        save_mls(&tx, &self.device)?;
-        tx.commit()?;
-        self.flush_or_queue()
+        self.queue_member_change(&group, &commit, &removed, Intent::Remove, &users)
     }
 
     /// Syncs until the conversation has no change waiting for the relay.
