@@ -215,6 +215,47 @@ mod tests {
         None
     }
 
+    /// The sample IT starts from (`packaging/relay/relay.toml`) must load, set every key the file
+    /// format has, and pass the same checks `serve` makes.
+    #[test]
+    fn the_sample_config_sets_every_key_and_loads() {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/relay/relay.toml");
+        let text = std::fs::read_to_string(&sample).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "data_dir",
+                "listen",
+                "max_request_bytes",
+                "retention_days",
+                "session_hours",
+                "tls_cert",
+                "tls_key"
+            ]
+        );
+        let config = Config::load(Some(&sample), no_env).unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:7443");
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/ward-relay"));
+        assert_eq!(config.retention, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(config.limits.max_request_bytes, 16 * 1024 * 1024);
+        assert_eq!(
+            config.limits.session_lifetime,
+            Duration::from_secs(12 * 3600)
+        );
+        assert_eq!(
+            config.tls_cert,
+            Some(PathBuf::from("/etc/ward/relay-cert.pem"))
+        );
+        assert_eq!(
+            config.tls_key,
+            Some(PathBuf::from("/etc/ward/relay-key.pem"))
+        );
+        config.check().unwrap();
+    }
+
     #[test]
     fn defaults_listen_on_loopback() {
         let config = Config::load(None, no_env).unwrap();
