@@ -220,6 +220,8 @@ pub struct SyncReport {
     pub rejected: Vec<String>,
     /// Additions that lost a commit race after a restart, to be made again with new key packages.
     redo_adds: Vec<(GroupId, Vec<DeviceId>)>,
+    /// A message came from someone the contacts do not know yet.
+    unknown_sender: bool,
 }
 
 /// The signed-in device.
@@ -1329,15 +1331,14 @@ impl Client {
             }
         }
         report.queued = self.queued()?;
-        let unknown_senders: bool = self.store.connection().query_row(
-            "SELECT EXISTS (SELECT 1 FROM message
-                            WHERE sender_user NOT IN (SELECT user_id FROM contact))
-                 OR EXISTS (SELECT 1 FROM conversation_member
+        // New senders are noted as their messages are stored; members are few, so checked whole.
+        let unknown_members: bool = self.store.connection().query_row(
+            "SELECT EXISTS (SELECT 1 FROM conversation_member
                             WHERE user_id NOT IN (SELECT user_id FROM contact))",
             [],
             |row| row.get(0),
         )?;
-        if unknown_senders {
+        if report.unknown_sender || unknown_members {
             // Someone enrolled after the directory was last read; names are nice to have, so a
             // failure here is not the sync's.
             let _ = self.refresh_contacts();
@@ -1448,7 +1449,7 @@ impl Client {
                     *raced = true;
                 }
                 Err(error) if error.is_transient() => return Err(error.into()),
-                Err(RelayError::Refused { code, .. }) if code == "not_a_member" => {
+                Err(error) if error.code() == Some("not_a_member") => {
                     // Removed from the conversation while this waited: it can never be sent.
                     let tx = self.store.connection_mut().transaction()?;
                     tx.execute("DELETE FROM outbox WHERE id = ?1", params![row.id])?;
@@ -1926,6 +1927,11 @@ fn apply_entry(
         Ok(Received::Message { sender, content }) => {
             store_content(tx, group, &sender, entry.sequence, content, me)?;
             report.received += 1;
+            report.unknown_sender |= !tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM contact WHERE user_id = ?1)")?
+                .query_row(params![sender.user.as_bytes().as_slice()], |row| {
+                    row.get::<_, bool>(0)
+                })?;
         }
         Ok(Received::Duplicate { .. }) => {}
         Ok(Received::Changed(_)) => {

@@ -351,7 +351,7 @@ impl RelayClient {
             self.sign_in(key)?;
         }
         match call(self, &self.bearer()) {
-            Err(RelayError::Refused { code, .. }) if code == "unauthorized" => {
+            Err(error) if error.code() == Some("unauthorized") => {
                 self.sign_in(key)?;
                 call(self, &self.bearer())
             }
@@ -359,11 +359,13 @@ impl RelayClient {
         }
     }
 
-    fn authed_post<B: Serialize, T: DeserializeOwned>(
+    /// POSTs `body` with a session; `read` turns the answer into the result.
+    fn authed_post<B: Serialize, T>(
         &mut self,
         key: &DeviceKey,
         path: &str,
         body: &B,
+        read: fn(ureq::http::Response<ureq::Body>) -> Result<T, RelayError>,
     ) -> Result<T, RelayError> {
         self.with_session(key, |client, bearer| {
             let response = client
@@ -372,24 +374,7 @@ impl RelayClient {
                 .header("Authorization", bearer)
                 .send_json(body)
                 .map_err(transport_error)?;
-            answer(response)
-        })
-    }
-
-    fn authed_post_empty<B: Serialize>(
-        &mut self,
-        key: &DeviceKey,
-        path: &str,
-        body: &B,
-    ) -> Result<(), RelayError> {
-        self.with_session(key, |client, bearer| {
-            let response = client
-                .agent
-                .post(client.url(path))
-                .header("Authorization", bearer)
-                .send_json(body)
-                .map_err(transport_error)?;
-            no_content(response)
+            read(response)
         })
     }
 
@@ -425,7 +410,7 @@ impl RelayClient {
             key_packages: key_packages.iter().map(hex::encode).collect(),
             last_resort: last_resort.map(hex::encode),
         };
-        self.authed_post_empty(key, "/v1/key-packages", &request)
+        self.authed_post(key, "/v1/key-packages", &request, no_content)
     }
 
     /// Claims one key package of `device`.
@@ -434,14 +419,15 @@ impl RelayClient {
         key: &DeviceKey,
         device: &DeviceId,
     ) -> Result<Option<Vec<u8>>, RelayError> {
-        let answer: ClaimResponse = self.authed_post(
+        let claimed: ClaimResponse = self.authed_post(
             key,
             "/v1/key-packages/claim",
             &ClaimRequest {
                 device: hex::encode(device.as_bytes()),
             },
+            answer,
         )?;
-        answer
+        claimed
             .key_package
             .map(|text| hex::decode(text).map_err(|_| RelayError::Protocol))
             .transpose()
@@ -449,8 +435,8 @@ impl RelayClient {
 
     /// Uploads a commit; its place in the log, or [`RelayError::EpochMoved`].
     pub fn commit(&mut self, key: &DeviceKey, request: &CommitRequest) -> Result<u64, RelayError> {
-        let answer: Sequenced = self.authed_post(key, "/v1/commit", request)?;
-        Ok(answer.sequence)
+        let stored: Sequenced = self.authed_post(key, "/v1/commit", request, answer)?;
+        Ok(stored.sequence)
     }
 
     /// Uploads an application message; its place in the log.
@@ -459,8 +445,8 @@ impl RelayClient {
         key: &DeviceKey,
         request: &MessageRequest,
     ) -> Result<u64, RelayError> {
-        let answer: Sequenced = self.authed_post(key, "/v1/message", request)?;
-        Ok(answer.sequence)
+        let stored: Sequenced = self.authed_post(key, "/v1/message", request, answer)?;
+        Ok(stored.sequence)
     }
 
     /// What waits for this device: Welcomes, then log entries after its cursors.
@@ -475,13 +461,14 @@ impl RelayClient {
         group: &ward_proto::GroupId,
         sequence: u64,
     ) -> Result<(), RelayError> {
-        self.authed_post_empty(
+        self.authed_post(
             key,
             "/v1/ack",
             &AckRequest {
                 group: hex::encode(group.as_bytes()),
                 sequence,
             },
+            no_content,
         )
     }
 

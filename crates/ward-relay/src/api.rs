@@ -335,10 +335,17 @@ async fn blocking<T: Send + 'static>(
     let result = tokio::task::spawn_blocking(move || work(&*store))
         .await
         .map_err(|_| ApiError::Internal)?;
-    if let Err(ApiError::Internal) = &result {
-        state.counters.errors.fetch_add(1, Ordering::Relaxed);
+    if let Err(error) = &result {
+        count_internal(state, error);
     }
     result
+}
+
+/// Counts an internal failure for `/metrics`; the details are on stderr already.
+fn count_internal(state: &AppState, error: &ApiError) {
+    if let ApiError::Internal = error {
+        state.counters.errors.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The device behind the request's bearer token, if the session is live and the device may still
@@ -637,9 +644,7 @@ async fn message(
         Ok(appended) => appended,
         Err(error) => {
             let error = ApiError::from(error);
-            if let ApiError::Internal = error {
-                state.counters.errors.fetch_add(1, Ordering::Relaxed);
-            }
+            count_internal(&state, &error);
             return Err(error);
         }
     };
