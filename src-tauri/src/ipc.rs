@@ -8,6 +8,7 @@ use serde::Serialize;
 use specta::Type;
 use tauri::{AppHandle, State};
 use tauri_specta::{collect_commands, collect_events, Event};
+use ward_client::policy::{EffectiveSettings, NotificationLevel, SettingSource};
 use ward_client::{KeychainError, OpenError, OpenedProfile, StoreError};
 
 /// What the first screen shows: which Ward this is, and the state of the keychain and the store.
@@ -24,6 +25,103 @@ pub struct AppStatus {
     pub data_dir: String,
     /// How far opening the profile has come.
     pub profile: ProfileStatus,
+    /// The settings in force and who set each; the UI marks the organization's as managed.
+    pub settings: Vec<SettingView>,
+}
+
+/// One setting in force, as the settings screen shows it.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingView {
+    /// The policy key, which the UI turns into a label.
+    pub key: String,
+    /// The value, in words.
+    pub value: String,
+    /// Whether the organization's policy set it: the clinician cannot change it.
+    pub managed: bool,
+}
+
+impl SettingView {
+    /// The effective settings, in the policy's key order.
+    pub fn list(settings: &EffectiveSettings) -> Vec<SettingView> {
+        let on_off = |on: bool| if on { "On" } else { "Off" }.to_owned();
+        let or = |value: u32, zero: &str, unit: &str| {
+            if value == 0 {
+                zero.to_owned()
+            } else {
+                format!("{value} {unit}")
+            }
+        };
+        let row = |key: &str, value: String, source: &SettingSource| SettingView {
+            key: key.to_owned(),
+            value,
+            managed: *source == SettingSource::Policy,
+        };
+        let level = match settings.notification_level.value {
+            NotificationLevel::None => "No notifications",
+            NotificationLevel::Generic => "\"New secure message\" only",
+            NotificationLevel::Sender => "Sender's name",
+            NotificationLevel::Content => "Sender and message",
+        };
+        vec![
+            row(
+                "relay_url",
+                settings
+                    .relay_url
+                    .value
+                    .clone()
+                    .unwrap_or_else(|| "Chosen at enrollment".to_owned()),
+                &settings.relay_url.source,
+            ),
+            row(
+                "relay_spki_sha256",
+                match settings.relay_spki_sha256.value.len() {
+                    0 => "Not pinned".to_owned(),
+                    count => format!("{count} pinned key(s)"),
+                },
+                &settings.relay_spki_sha256.source,
+            ),
+            row(
+                "notification_level",
+                level.to_owned(),
+                &settings.notification_level.source,
+            ),
+            row(
+                "screen_capture_protection",
+                on_off(settings.screen_capture_protection.value),
+                &settings.screen_capture_protection.source,
+            ),
+            row(
+                "idle_lock_minutes",
+                or(settings.idle_lock_minutes.value, "Never", "minutes"),
+                &settings.idle_lock_minutes.source,
+            ),
+            row(
+                "attachment_max_mb",
+                format!("{} MB", settings.attachment_max_mb.value),
+                &settings.attachment_max_mb.source,
+            ),
+            row(
+                "attachment_allowed_types",
+                if settings.attachment_allowed_types.value.is_empty() {
+                    "All".to_owned()
+                } else {
+                    settings.attachment_allowed_types.value.join(", ")
+                },
+                &settings.attachment_allowed_types.source,
+            ),
+            row(
+                "retention_days",
+                or(settings.retention_days.value, "Kept", "days"),
+                &settings.retention_days.source,
+            ),
+            row(
+                "block_changed_unverified_keys",
+                on_off(settings.block_changed_unverified_keys.value),
+                &settings.block_changed_unverified_keys.source,
+            ),
+        ]
+    }
 }
 
 /// How far opening the profile has come.

@@ -16,6 +16,8 @@ pub struct LaunchOptions {
     pub help: bool,
     /// Print the version and exit.
     pub version: bool,
+    /// Print the effective managed policy as JSON and exit.
+    pub print_policy: bool,
 }
 
 /// A command line Ward cannot run with.
@@ -25,12 +27,16 @@ pub struct UsageError(pub String);
 /// Usage text for `--help` and for mistakes.
 pub const USAGE: &str = "\
 Usage: ward-desktop [--data-dir DIR] [--content-protection on|off]
+       ward-desktop --print-policy
 
   --data-dir DIR               keep this profile's encrypted history in DIR; each folder is a
                                separate clinician with its own keychain entries
                                (environment: WARD_DATA_DIR)
   --content-protection on|off  keep the window out of screenshots and screen sharing where the
                                OS supports it; on by default (environment: WARD_CONTENT_PROTECTION)
+                               (a managed policy's screen_capture_protection wins)
+  --print-policy               print the effective managed policy as JSON, each value with its
+                               source, and exit; exits 1 when the policy is invalid
   --help                       show this text
   --version                    show Ward's version
 ";
@@ -51,6 +57,7 @@ impl LaunchOptions {
             },
             help: false,
             version: false,
+            print_policy: false,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -73,6 +80,7 @@ impl LaunchOptions {
                     }
                     "--help" | "-h" => options.help = true,
                     "--version" | "-V" => options.version = true,
+                    "--print-policy" => options.print_policy = true,
                     // WebKitWebDriver starts the app it automates with this flag.
                     "--automation" => {}
                     _ => return Err(UsageError(format!("unknown option {text}"))),
@@ -152,6 +160,12 @@ mod tests {
         assert!(parse(&["--data-dri", "/tmp/x"], &[]).is_err());
         assert!(parse(&["--content-protection", "maybe"], &[]).is_err());
         assert!(parse(&[], &[("WARD_CONTENT_PROTECTION", "sometimes")]).is_err());
+    }
+
+    #[test]
+    fn print_policy_is_a_flag() {
+        assert!(parse(&["--print-policy"], &[]).unwrap().print_policy);
+        assert!(!parse(&[], &[]).unwrap().print_policy);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use tauri::{Manager, WebviewUrl, WebviewWindowBuilder};
 use tauri_specta::Event;
+use ward_client::policy::{EffectiveSettings, Policy, SettingSource, UserSettings};
 use ward_client::{open_profile, ProfileDir};
 
 use crate::ipc::{AppStatus, ProfileStatus, ShellState};
@@ -38,6 +39,26 @@ pub fn run() -> ExitCode {
         eprintln!("{APP_NAME} {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    // Policy is read before anything else: Ward does not run half-configured.
+    let policy = match Policy::load_machine() {
+        Ok(policy) => policy,
+        Err(error) => {
+            eprintln!("ward-desktop: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &policy.warnings {
+        eprintln!("ward-desktop: warning: {warning}");
+    }
+    let settings = EffectiveSettings::resolve(&policy, &UserSettings::default());
+    if options.print_policy {
+        return print_policy(&settings);
+    }
+    // The flag and the environment are the user's choice; the organization's policy wins.
+    let content_protection = match settings.screen_capture_protection.source {
+        SettingSource::Policy => settings.screen_capture_protection.value,
+        _ => options.content_protection,
+    };
     let profile_dir = match profile_dir(&options) {
         Some(dir) => dir,
         None => {
@@ -57,6 +78,7 @@ pub fn run() -> ExitCode {
         keychain_backend: keychain_backend().to_owned(),
         data_dir: profile_dir.root().display().to_string(),
         profile: ProfileStatus::Opening,
+        settings: ipc::SettingView::list(&settings),
     };
     let result = tauri::Builder::default()
         .manage(ShellState {
@@ -70,7 +92,7 @@ pub fn run() -> ExitCode {
                 .title(&title)
                 .inner_size(1100.0, 760.0)
                 .min_inner_size(640.0, 480.0)
-                .content_protected(options.content_protection)
+                .content_protected(content_protection)
                 .incognito(ephemeral_webview())
                 .build()?;
             let handle = app.handle().clone();
@@ -83,6 +105,23 @@ pub fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ward-desktop: the window could not be started: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--print-policy`: what IT checks after a rollout. JSON on stdout, so it can be piped to jq.
+fn print_policy(settings: &EffectiveSettings) -> ExitCode {
+    match serde_json::to_string_pretty(settings) {
+        Ok(json) => {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{json}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("ward-desktop: the policy could not be printed: {error}");
             ExitCode::FAILURE
         }
     }

@@ -41,6 +41,10 @@ function status(profile: ProfileStatus): AppStatus {
     keychainBackend: "Secret Service (GNOME Keyring or KWallet)",
     dataDir: "/home/nurse/.local/share/org.ward.desktop/profile",
     profile,
+    settings: [
+      { key: "notification_level", value: '"New secure message" only', managed: true },
+      { key: "idle_lock_minutes", value: "Never", managed: false },
+    ],
   };
 }
 
@@ -71,6 +75,21 @@ describe("first screen", () => {
     expect(store.textContent).toContain("History stored encrypted on this device");
     expect(store.textContent).toContain("SQLCipher 4.19.0 community");
     expect(store.textContent).toContain("A new encrypted history was created");
+  });
+
+  it("marks the settings the organization manages, and only those", async () => {
+    await renderWith(
+      status({
+        state: "ready",
+        store: { cipherVersion: "4.19.0 community", schemaVersion: 3, created: false },
+      }),
+    );
+    const managed = screen.getByTestId("setting-notification_level");
+    expect(managed.textContent).toContain("Notifications show");
+    expect(managed.textContent).toContain("Managed by your organization");
+    const free = screen.getByTestId("setting-idle_lock_minutes");
+    expect(free.textContent).toContain("Lock when idle");
+    expect(free.textContent).not.toContain("Managed by your organization");
   });
 
   it("waits for the profile, then follows the status event", async () => {

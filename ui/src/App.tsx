@@ -1,4 +1,4 @@
-import type { AppStatus, ErrorCode, IpcError, StoreStatus } from "./bindings";
+import type { AppStatus, ErrorCode, IpcError, SettingView, StoreStatus } from "./bindings";
 import { commands } from "./bindings";
 import { useAppStatus } from "./status";
 
@@ -86,7 +86,46 @@ function ReadyScreen({ status, store }: { status: AppStatus; store: StoreStatus 
       <p className="detail" data-testid="data-dir">
         Profile folder: <code>{status.dataDir}</code>
       </p>
+      <SettingsList settings={status.settings} />
     </main>
+  );
+}
+
+/** Labels for the policy keys, in words a clinician knows. */
+export const SETTING_LABELS: Record<string, string> = {
+  relay_url: "Relay server",
+  relay_spki_sha256: "Relay certificate pinning",
+  notification_level: "Notifications show",
+  screen_capture_protection: "Protection from screenshots",
+  idle_lock_minutes: "Lock when idle",
+  attachment_max_mb: "Largest attachment",
+  attachment_allowed_types: "Attachment types",
+  retention_days: "Keep messages on this device",
+  block_changed_unverified_keys: "Block sending after a key change until verified",
+};
+
+/** The settings in force; those the organization set are marked, since they cannot be changed. */
+export function SettingsList({ settings }: { settings: SettingView[] }) {
+  return (
+    <section aria-labelledby="settings-heading" data-testid="settings">
+      <h2 id="settings-heading">Settings</h2>
+      <dl className="settings">
+        {settings.map((setting) => (
+          <div key={setting.key} data-testid={`setting-${setting.key}`} data-managed={setting.managed}>
+            <dt>{SETTING_LABELS[setting.key] ?? setting.key}</dt>
+            <dd>
+              {setting.value}
+              {setting.managed ? (
+                <span className="managed" data-testid="managed">
+                  {" "}
+                  Managed by your organization
+                </span>
+              ) : null}
+            </dd>
+          </div>
+        ))}
+      </dl>
+    </section>
   );
 }
 

@@ -31,6 +31,8 @@ export type AppStatus = {
 	dataDir: string,
 	/**  How far opening the profile has come. */
 	profile: ProfileStatus,
+	/**  The settings in force and who set each; the UI marks the organization's as managed. */
+	settings: SettingView[],
 };
 
 /**  Every failure the UI can tell apart. */
@@ -78,6 +80,16 @@ store: StoreStatus } |
 error: IpcError; 
 /**  Whether the keychain itself could be reached. */
 keychainAvailable: boolean };
+
+/**  One setting in force, as the settings screen shows it. */
+export type SettingView = {
+	/**  The policy key, which the UI turns into a label. */
+	key: string,
+	/**  The value, in words. */
+	value: string,
+	/**  Whether the organization's policy set it: the clinician cannot change it. */
+	managed: boolean,
+};
 
 /**  The open encrypted store. */
 export type StoreStatus = {

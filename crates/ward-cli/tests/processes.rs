@@ -961,3 +961,98 @@ fn an_adversarial_relay_cannot_make_a_client_accept_tampering_or_lose_messages()
     }
     assert!(by_id.values().all(|count| *count == 1));
 }
+
+/// Points every `ward` this test starts at a policy file (debug builds honour
+/// WARD_POLICY_FILE), and takes it away again even when the test fails.
+struct PolicyFile;
+
+impl PolicyFile {
+    fn set(path: &Path) -> Self {
+        std::env::set_var("WARD_POLICY_FILE", path);
+        Self
+    }
+}
+
+impl Drop for PolicyFile {
+    fn drop(&mut self) {
+        std::env::remove_var("WARD_POLICY_FILE");
+    }
+}
+
+#[test]
+#[ignore = "needs a Secret Service: scripts/test-processes"]
+fn the_managed_policy_fixes_the_relay_and_limits_attachments() {
+    let root = root();
+    let relay = Relay::start(root.path());
+    let policy = root.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "relay_url = \"{}\"\nattachment_max_mb = 1\n\
+             attachment_allowed_types = [\"application/pdf\", \"image/*\"]\n",
+            relay.url()
+        ),
+    )
+    .unwrap();
+    let _policy = PolicyFile::set(&policy);
+
+    // Enrolling with another relay is refused before anything is made or spent.
+    let elsewhere = root.path().join("elsewhere");
+    let invite = relay.invite("Eve");
+    let output = Command::new(ward_bin())
+        .args(["--data-dir", elsewhere.to_str().unwrap()])
+        .args([
+            "enroll",
+            "--relay",
+            "https://relay.elsewhere.example",
+            "--invite",
+            &invite,
+        ])
+        .args(["--name", "Eve"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("your organization has set Ward's relay to"),
+        "{said}"
+    );
+    assert!(!elsewhere.join("ward.db").exists());
+
+    let alice = Clinician::enroll(root.path(), &relay, "Alice");
+    let _bob = Clinician::enroll(root.path(), &relay, "Bob");
+    // Pointing an enrolled profile at another relay is refused too.
+    let output = alice
+        .command(&["--relay-url", "https://relay.elsewhere.example", "sync"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+
+    let send = |name: &str, bytes: usize| {
+        let path = root.path().join(name);
+        std::fs::write(&path, vec![7u8; bytes]).unwrap();
+        alice.run(&["send-file", "--to", "Bob", path.to_str().unwrap()])
+    };
+    let refused = send("export.bin", 10);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("does not allow sending application/octet-stream files"),
+        "{said}"
+    );
+    let refused = send("scan.png", 1_000_001);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("allows attachments up to 1 MB"), "{said}");
+    assert!(send("report.pdf", 1_000_000).status.success());
+
+    // A policy Ward cannot honour stops the CLI too, naming the key and the file.
+    std::fs::write(&policy, "attachment_max_mb = 0\n").unwrap();
+    let output = alice.run(&["sync"]);
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("attachment_max_mb") && said.contains("policy.toml"),
+        "{said}"
+    );
+}

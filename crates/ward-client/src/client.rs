@@ -28,6 +28,7 @@ use ward_proto::{BlobId, ClientMessageId, DeviceId, GroupId, UserId, WireMessage
 
 use crate::attachment_file::{decrypt_file, encrypt_file, AttachmentFileError};
 use crate::keychain::{Keychain, KeychainError};
+use crate::policy::{Policy, PolicyError};
 use crate::profile::{open_profile, OpenError, ProfileDir};
 use crate::relay_client::{check_relay_url, RelayClient, RelayError};
 use crate::store::{Store, StoreError};
@@ -112,6 +113,31 @@ pub enum ClientError {
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed")]
     NoRandomness,
+    /// This computer's managed policy cannot be used.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The organization's policy names another relay.
+    #[error(
+        "your organization has set Ward's relay to {0}; it cannot be changed on this computer"
+    )]
+    ManagedRelay(String),
+    /// The attachment is larger than the organization allows.
+    #[error("the file is {size_mb} MB; your organization allows attachments up to {limit_mb} MB")]
+    AttachmentTooLarge {
+        /// The file's size, rounded up.
+        size_mb: u64,
+        /// The policy's limit.
+        limit_mb: u32,
+    },
+    /// The organization's policy does not allow this kind of file.
+    #[error("your organization does not allow sending {0} files")]
+    AttachmentTypeNotAllowed(String),
+    /// A member's key changed and policy blocks sending until it is verified.
+    #[error(
+        "{0}'s security key has changed; compare safety numbers with them and mark them verified \
+         before sending (your organization requires this)"
+    )]
+    ChangedKeyUnverified(String),
 }
 
 impl From<rusqlite::Error> for ClientError {
@@ -150,6 +176,9 @@ pub struct Contact {
     pub devices: usize,
     /// Whether the safety number was marked verified for the current account key.
     pub verified: bool,
+    /// Whether the account key changed since it was first seen and the new one is not verified:
+    /// the conversation shows a warning, and policy may block sending.
+    pub key_changed: bool,
 }
 
 /// A message as shown to the clinician.
@@ -232,6 +261,10 @@ pub struct Client {
     device: Device,
     relay: RelayClient,
     conversations: HashMap<GroupId, Conversation>,
+    /// This computer's managed policy, read when the profile was opened.
+    policy: Policy,
+    /// When retention is next applied (seconds since the epoch).
+    retention_due: i64,
 }
 
 impl std::fmt::Debug for Client {
@@ -310,7 +343,15 @@ impl Client {
         invite: &str,
         relay_ca: Option<&str>,
     ) -> Result<Self> {
+        let policy = Policy::load_machine()?;
         let relay_url = check_relay_url(relay_url)?;
+        if let Some(managed) = policy
+            .relay_url
+            .as_ref()
+            .filter(|_| !policy.allows_relay_url(&relay_url))
+        {
+            return Err(ClientError::ManagedRelay(managed.clone()));
+        }
         let opened = open_profile(dir)?;
         if read_account(opened.store.connection())?.is_some() {
             return Err(ClientError::AlreadyEnrolled);
@@ -365,6 +406,8 @@ impl Client {
             device,
             relay,
             conversations: HashMap::new(),
+            policy,
+            retention_due: 0,
         };
         // The directory is best fetched now, but enrollment has succeeded whatever happens here.
         let _ = client.refresh_contacts();
@@ -378,12 +421,21 @@ impl Client {
 
     /// Opens the enrolled profile in `dir`, reaching the relay at `relay_url` instead of the
     /// address it enrolled with (a relay that moved, or a proxy IT puts in front of it).
+    /// A relay the organization's policy names beats both.
     pub fn open_via(dir: &ProfileDir, relay_url: Option<&str>) -> Result<Self> {
+        let policy = Policy::load_machine()?;
         let opened = open_profile(dir)?;
         let mut account =
             read_account(opened.store.connection())?.ok_or(ClientError::NotEnrolled)?;
         if let Some(url) = relay_url {
             account.relay_url = check_relay_url(url)?;
+        }
+        if let Some(managed) = &policy.relay_url {
+            if relay_url.is_some() && !policy.allows_relay_url(&account.relay_url) {
+                return Err(ClientError::ManagedRelay(managed.clone()));
+            }
+            // IT moved the relay: every device follows the policy without enrolling again.
+            account.relay_url = managed.clone();
         }
         let keychain = Keychain::for_profile(&opened.id);
         let seed = keychain
@@ -416,9 +468,9 @@ impl Client {
             }
             relay.upload_key_packages(device.key(), &key_packages, Some(&last_resort))?;
             store.set_setting("key_packages_uploaded", "1")?;
-            return Ok(Self::assemble(dir, store, account, device, relay));
+            return Self::assemble(dir, store, account, device, relay, policy);
         }
-        Ok(Self::assemble(dir, opened.store, account, device, relay))
+        Self::assemble(dir, opened.store, account, device, relay, policy)
     }
 
     fn assemble(
@@ -427,15 +479,61 @@ impl Client {
         account: Account,
         device: Device,
         relay: RelayClient,
-    ) -> Self {
-        Self {
+        policy: Policy,
+    ) -> Result<Self> {
+        let mut client = Self {
             dir: dir.clone(),
             store,
             account,
             device,
             relay,
             conversations: HashMap::new(),
+            policy,
+            retention_due: now().saturating_add(3_600),
+        };
+        client.apply_retention()?;
+        Ok(client)
+    }
+
+    /// The managed policy this client runs under.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Deletes what the organization's retention period has passed: messages (never one still
+    /// waiting to be sent) and their attachment ciphertext. Returns how many messages went.
+    pub fn apply_retention(&mut self) -> Result<usize> {
+        let days = match self.policy.retention_days {
+            Some(days) if days > 0 => i64::from(days),
+            _ => return Ok(0),
+        };
+        let cutoff = now().saturating_sub(days.saturating_mul(86_400));
+        let folder = self.dir.root().join(ATTACHMENT_FOLDER);
+        let tx = self.store.connection_mut().transaction()?;
+        let old = "SELECT id FROM message WHERE at < ?1 AND status != 'sending'
+                   AND id NOT IN (SELECT message_id FROM outbox WHERE message_id IS NOT NULL)";
+        let blobs: Vec<Vec<u8>> = {
+            let mut statement = tx.prepare(&format!(
+                "SELECT blob_id FROM attachment WHERE message_id IN ({old})"
+            ))?;
+            let rows = statement.query_map(params![cutoff], |row| row.get(0))?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        tx.execute(
+            &format!("DELETE FROM attachment WHERE message_id IN ({old})"),
+            params![cutoff],
+        )?;
+        let deleted = tx.execute(
+            &format!("DELETE FROM message WHERE id IN ({old})"),
+            params![cutoff],
+        )?;
+        tx.commit()?;
+        // The rows went first: a crash here leaves unreferenced ciphertext, never a row whose file
+        // is gone. The ciphertext is useless without the key that went with the row.
+        for blob in blobs {
+            let _ = fs::remove_file(folder.join(hex::encode(blob)));
         }
+        Ok(deleted)
     }
 
     /// Who this device is.
@@ -465,6 +563,7 @@ impl Client {
             tx.execute(
                 "INSERT INTO contact (user_id, name, role, account_key) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, role = excluded.role,
+                     key_changed = key_changed OR account_key != excluded.account_key,
                      account_key = excluded.account_key",
                 params![user_id, user.name, user.role, account_key],
             )?;
@@ -507,7 +606,8 @@ impl Client {
         let connection = self.store.connection();
         let mut statement = connection.prepare(
             "SELECT user_id, name, role, account_key, verified_key,
-                    (SELECT count(*) FROM contact_device WHERE contact_device.user_id = contact.user_id)
+                    (SELECT count(*) FROM contact_device WHERE contact_device.user_id = contact.user_id),
+                    key_changed
              FROM contact ORDER BY name COLLATE NOCASE, user_id",
         )?;
         let rows = statement.query_map([], |row| {
@@ -521,6 +621,7 @@ impl Client {
                 role: row.get(2)?,
                 devices: row.get::<_, i64>(5)?.try_into().unwrap_or(0),
                 verified: verified.as_deref() == Some(key.as_slice()),
+                key_changed: row.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -607,7 +708,7 @@ impl Client {
     pub fn mark_verified(&mut self, name: &str) -> Result<()> {
         let (user, _) = self.contact_by_name_refreshing(name)?;
         self.store.connection().execute(
-            "UPDATE contact SET verified_key = account_key WHERE user_id = ?1",
+            "UPDATE contact SET verified_key = account_key, key_changed = 0 WHERE user_id = ?1",
             params![user.as_bytes().as_slice()],
         )?;
         Ok(())
@@ -861,6 +962,19 @@ impl Client {
         for member in members {
             users.push(self.contact_by_name_refreshing(member)?.0);
         }
+        if self.policy.block_changed_unverified_keys == Some(true) {
+            for user in &users {
+                let changed: bool = self.store.connection().query_row(
+                    "SELECT key_changed FROM contact WHERE user_id = ?1",
+                    params![user.as_bytes().as_slice()],
+                    |row| row.get(0),
+                )?;
+                if changed {
+                    let name = Self::user_name(self.store.connection(), user.as_bytes())?;
+                    return Err(ClientError::ChangedKeyUnverified(name));
+                }
+            }
+        }
         let (key_packages, _) = self.claim_key_packages(&users)?;
         let conversation = cached(&mut self.conversations, &self.device, &group)?
             .ok_or(ClientError::UnknownMessage)?;
@@ -1004,6 +1118,7 @@ impl Client {
         contents: Vec<AppContent>,
         attachment: Option<&AttachmentRow<'_>>,
     ) -> Result<()> {
+        self.check_changed_keys(group)?;
         self.settle(group)?;
         let me = self.account.credential.clone();
         let Self {
@@ -1067,6 +1182,29 @@ impl Client {
         self.send_outbox()
     }
 
+    /// Refuses to send into `group` while a member's key changed unverified, when policy says so.
+    fn check_changed_keys(&self, group: &GroupId) -> Result<()> {
+        if self.policy.block_changed_unverified_keys != Some(true) {
+            return Ok(());
+        }
+        let changed: Option<String> = self
+            .store
+            .connection()
+            .query_row(
+                "SELECT contact.name FROM conversation_member
+                 JOIN contact ON contact.user_id = conversation_member.user_id
+                 WHERE conversation_member.group_id = ?1 AND contact.key_changed
+                 ORDER BY contact.name LIMIT 1",
+                params![group.as_bytes().as_slice()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match changed {
+            Some(name) => Err(ClientError::ChangedKeyUnverified(name)),
+            None => Ok(()),
+        }
+    }
+
     /// Sends what the outbox holds without reading the inbox, unless a commit lost a race and
     /// the inbox holds what it lost to. A relay that cannot be reached leaves it queued.
     fn send_outbox(&mut self) -> Result<()> {
@@ -1087,6 +1225,19 @@ impl Client {
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_else(|| "attachment".to_owned());
+        let media_type = media_type_of(&name).to_owned();
+        if !self.policy.allows_media_type(&media_type) {
+            return Err(ClientError::AttachmentTypeNotAllowed(media_type));
+        }
+        if let Some(limit_mb) = self.policy.attachment_max_mb {
+            let size = fs::metadata(path)?.len();
+            if size > u64::from(limit_mb) * 1_000_000 {
+                return Err(ClientError::AttachmentTooLarge {
+                    size_mb: size.div_ceil(1_000_000),
+                    limit_mb,
+                });
+            }
+        }
         let folder = self.attachment_folder()?;
         let blob_id = BlobId(random()?);
         let stored = folder.join(hex::encode(blob_id.as_bytes()));
@@ -1097,7 +1248,6 @@ impl Client {
         fs::rename(&partial, &stored)?;
         let id = ClientMessageId(random()?);
         let file_key = FileKeyBytes::from_slice(key.as_bytes()).ok_or(ClientError::NoRandomness)?;
-        let media_type = media_type_of(&name).to_owned();
         let row = AttachmentRow {
             blob_id,
             file_key: key.as_bytes(),
@@ -1331,6 +1481,11 @@ impl Client {
             }
         }
         report.queued = self.queued()?;
+        if now() >= self.retention_due {
+            self.apply_retention()?;
+            // An hour is well inside any retention period IT can set (a day at least).
+            self.retention_due = now().saturating_add(3_600);
+        }
         // New senders are noted as their messages are stored; members are few, so checked whole.
         let unknown_members: bool = self.store.connection().query_row(
             "SELECT EXISTS (SELECT 1 FROM conversation_member

@@ -11,6 +11,7 @@
 pub mod attachment_file;
 pub mod client;
 pub mod keychain;
+pub mod policy;
 pub mod profile;
 pub mod relay_client;
 pub mod store;
@@ -20,5 +21,6 @@ pub mod fuzzing;
 
 pub use client::{Client, ClientError, SyncReport};
 pub use keychain::{Keychain, KeychainError};
+pub use policy::{EffectiveSettings, Policy, PolicyError};
 pub use profile::{open_profile, OpenError, OpenedProfile, ProfileDir, ProfileId};
 pub use store::{Store, StoreError, StoreKey};

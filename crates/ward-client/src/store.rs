@@ -112,6 +112,9 @@ const MIGRATIONS: &[&str] = &[
         attempts INTEGER NOT NULL,
         PRIMARY KEY (group_id, sequence)
     ) STRICT;",
+    // 3: a contact's account key that changed after it was first seen stays flagged until the
+    // clinician verifies the new one.
+    "ALTER TABLE contact ADD COLUMN key_changed INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The newest schema version this build understands.
