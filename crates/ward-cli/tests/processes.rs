@@ -1056,3 +1056,74 @@ fn the_managed_policy_fixes_the_relay_and_limits_attachments() {
         "{said}"
     );
 }
+
+#[test]
+#[ignore = "needs a Secret Service: scripts/test-processes"]
+fn a_pinned_relay_key_is_required_on_top_of_the_ca() {
+    use rcgen::PublicKeyData;
+
+    let root = root();
+    let relay = Relay::start_tls(root.path());
+    let (cert, key) = relay.tls.clone().unwrap();
+    let spki = rcgen::KeyPair::from_pem(&std::fs::read_to_string(&key).unwrap())
+        .unwrap()
+        .subject_public_key_info();
+    let right = hex::encode(ring::digest::digest(&ring::digest::SHA256, &spki));
+    // The pin the client computes from the certificate is the one IT computes from the key.
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap();
+    assert_eq!(
+        ward_client::pinned_tls::spki_sha256(&der).map(hex::encode),
+        Some(right.clone())
+    );
+
+    let policy = root.path().join("policy.toml");
+    let _policy = PolicyFile::set(&policy);
+    let wrong = "00".repeat(32);
+    std::fs::write(&policy, format!("relay_spki_sha256 = [\"{wrong}\"]\n")).unwrap();
+    // The CA is trusted, but the key is not the pinned one: refused, and the invite not spent.
+    let invite = relay.invite("Alice");
+    let alice = Clinician {
+        name: "Alice".to_owned(),
+        dir: root.path().join("alice"),
+    };
+    let ca = cert.to_str().unwrap();
+    let enroll = [
+        "enroll",
+        "--relay",
+        &relay.url(),
+        "--invite",
+        &invite,
+        "--relay-ca",
+        ca,
+    ];
+    let refused = alice.run(&enroll);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("does not carry the key your organization pinned"),
+        "{said}"
+    );
+
+    // The next key and the current one, as IT lists them during a rotation.
+    std::fs::write(
+        &policy,
+        format!("relay_spki_sha256 = [\"{wrong}\", \"{right}\"]\n"),
+    )
+    .unwrap();
+    alice.ok(&enroll);
+    let bob = Clinician::enroll(root.path(), &relay, "Bob");
+    alice.ok(&["send", "--to", "Bob", "pinned"]);
+    assert_eq!(texts(&bob.receive()), ["pinned"]);
+
+    // A pin that stops matching stops an enrolled device too.
+    std::fs::write(&policy, format!("relay_spki_sha256 = [\"{wrong}\"]\n")).unwrap();
+    let refused = alice.run(&["send", "--to", "Bob", "not sent"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("pinned"), "{said}");
+}

@@ -362,8 +362,12 @@ impl Client {
         keychain.write_secret(ACCOUNT_KEY_ENTRY, pkcs8.as_bytes())?;
         keychain.write_secret(DEVICE_KEY_ENTRY, device_key.seed().as_bytes())?;
         let credential = account_key.issue(UserId(random()?), DeviceId(random()?), &device_key);
-        let mut relay =
-            RelayClient::with_trust(&relay_url, credential.device, relay_ca.map(str::as_bytes))?;
+        let mut relay = RelayClient::with_trust(
+            &relay_url,
+            credential.device,
+            relay_ca.map(str::as_bytes),
+            policy.relay_spki_sha256.as_deref(),
+        )?;
         let enrolled = relay.enroll(invite, &credential)?;
 
         let device = Device::new(device_key, credential.clone())?;
@@ -455,6 +459,7 @@ impl Client {
             &account.relay_url,
             account.credential.device,
             relay_ca.as_deref().map(str::as_bytes),
+            policy.relay_spki_sha256.as_deref(),
         )?;
         if opened.store.setting("key_packages_uploaded")?.is_none() {
             // Enrollment stopped before its key packages reached the relay: send a new batch.

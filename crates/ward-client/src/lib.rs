@@ -11,6 +11,7 @@
 pub mod attachment_file;
 pub mod client;
 pub mod keychain;
+pub mod pinned_tls;
 pub mod policy;
 pub mod profile;
 pub mod relay_client;

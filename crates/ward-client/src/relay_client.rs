@@ -59,6 +59,14 @@ pub enum RelayError {
          the hospital's certificate is installed"
     )]
     Untrusted,
+    /// The relay's certificate is trusted but does not carry a key the organization pinned: a
+    /// certificate issued to someone else for the relay's name, or a key rotated without
+    /// updating the policy.
+    #[error(
+        "the relay's certificate does not carry the key your organization pinned; Ward did not \
+         connect. Tell IT"
+    )]
+    PinMismatch,
     /// The relay answered something that is not Ward's API.
     #[error("the relay's answer was not understood")]
     Protocol,
@@ -132,7 +140,8 @@ pub fn check_relay_url(url: &str) -> Result<String, RelayError> {
 
 /// The certificates a relay's TLS is checked against: this computer's trust store, where IT
 /// installs the hospital's CA, or only the CA certificates given (PEM).
-fn agent(relay_ca: Option<&[u8]>) -> Result<ureq::Agent, RelayError> {
+/// With `pins` (the policy's `relay_spki_sha256`), the certificate must also carry one of them.
+fn agent(relay_ca: Option<&[u8]>, pins: Option<&[[u8; 32]]>) -> Result<ureq::Agent, RelayError> {
     let roots = match relay_ca {
         None => ureq::tls::RootCerts::PlatformVerifier,
         Some(pem) => {
@@ -151,9 +160,25 @@ fn agent(relay_ca: Option<&[u8]>) -> Result<ureq::Agent, RelayError> {
             ureq::tls::RootCerts::Specific(std::sync::Arc::new(certificates))
         }
     };
-    Ok(ureq::Agent::config_builder()
+    let builder = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(REQUEST_TIMEOUT))
+        .timeout_global(Some(REQUEST_TIMEOUT));
+    if let Some(pins) = pins {
+        let relay_ca = match &roots {
+            ureq::tls::RootCerts::Specific(certificates) => Some(
+                certificates
+                    .iter()
+                    .map(|certificate| {
+                        rustls::pki_types::CertificateDer::from(certificate.der().to_vec())
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        };
+        return crate::pinned_tls::pinned_agent(builder.build(), relay_ca.as_deref(), pins)
+            .map_err(|_| RelayError::Untrusted);
+    }
+    Ok(builder
         .tls_config(
             ureq::tls::TlsConfig::builder()
                 .root_certs(roots)
@@ -181,7 +206,9 @@ fn transport_error(error: ureq::Error) -> RelayError {
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return if untrusted(tls) {
+            return if crate::pinned_tls::is_pin_mismatch(tls) {
+                RelayError::PinMismatch
+            } else if untrusted(tls) {
                 RelayError::Untrusted
             } else {
                 RelayError::Protocol
@@ -193,6 +220,9 @@ fn transport_error(error: ureq::Error) -> RelayError {
         | ureq::Error::Timeout(_)
         | ureq::Error::ConnectionFailed
         | ureq::Error::HostNotFound => RelayError::Unreachable,
+        ureq::Error::Rustls(tls) if crate::pinned_tls::is_pin_mismatch(&tls) => {
+            RelayError::PinMismatch
+        }
         ureq::Error::Rustls(tls) if untrusted(&tls) => RelayError::Untrusted,
         _ => RelayError::Protocol,
     }
@@ -252,18 +282,20 @@ impl RelayClient {
     /// A client for the relay at `base_url` (checked with [`check_relay_url`]), for `device`,
     /// trusting this computer's certificate store.
     pub fn new(base_url: &str, device: DeviceId) -> Result<Self, RelayError> {
-        Self::with_trust(base_url, device, None)
+        Self::with_trust(base_url, device, None, None)
     }
 
-    /// A client that trusts only the CA certificates in `relay_ca` (PEM) when given.
+    /// A client that trusts only the CA certificates in `relay_ca` (PEM) when given, and with
+    /// `pins` only a certificate carrying one of those public keys (SHA-256 of its SPKI).
     pub fn with_trust(
         base_url: &str,
         device: DeviceId,
         relay_ca: Option<&[u8]>,
+        pins: Option<&[[u8; 32]]>,
     ) -> Result<Self, RelayError> {
         Ok(Self {
             base: check_relay_url(base_url)?,
-            agent: agent(relay_ca)?,
+            agent: agent(relay_ca, pins)?,
             device,
             token: None,
         })
