@@ -1127,3 +1127,140 @@ fn a_pinned_relay_key_is_required_on_top_of_the_ca() {
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("pinned"), "{said}");
 }
+
+/// The texts `sender` sent, in the order shown.
+fn texts_from<'a>(messages: &'a [Received], sender: &str) -> Vec<&'a str> {
+    messages
+        .iter()
+        .filter(|message| message.sender == sender)
+        .map(|message| message.text.as_str())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs a Secret Service: scripts/test-processes"]
+fn a_backup_taken_while_the_relay_runs_restores_and_clients_carry_on_without_loss() {
+    let root = root();
+    let mut relay = Relay::start(root.path());
+    let alice = Clinician::enroll(root.path(), &relay, "Alice");
+    let bob = Clinician::enroll(root.path(), &relay, "Bob");
+    let carol = Clinician::enroll(root.path(), &relay, "Carol");
+    alice.ok(&[
+        "chat",
+        "create",
+        "--name",
+        "Ward 7",
+        "--members",
+        "Bob,Carol",
+    ]);
+    let lines =
+        |label: &'static str, count: usize| (0..count).map(move |n| format!("{label} {n:03}\n"));
+    let expect = |label: &str, count: usize| -> Vec<String> {
+        (0..count).map(|n| format!("{label} {n:03}")).collect()
+    };
+    alice.send_lines("Bob", lines("before", 20));
+    alice.send_lines("Ward 7", lines("team before", 5));
+    bob.send_lines("Alice", lines("reply before", 5));
+    for clinician in [&alice, &bob, &carol] {
+        clinician.ok(&["sync"]);
+    }
+
+    // The backup is taken while Alice sends.
+    let mut sender = alice
+        .command(&["send", "--to", "Bob", "--lines"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = sender.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        for line in lines("during", 200) {
+            input.write_all(line.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let backup = root.path().join("backup");
+    let output = Command::new(relay_bin())
+        .arg("--data-dir")
+        .arg(&relay.dir)
+        .arg("backup")
+        .arg("--to")
+        .arg(&backup)
+        .env_remove("WARD_RELAY_CONFIG")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    writer.join().unwrap();
+    assert!(sender.wait().unwrap().success());
+
+    // After the backup: more traffic, read by Alice and Bob, while Carol is away.
+    alice.send_lines("Bob", lines("after", 30));
+    alice.send_lines("Ward 7", lines("team after", 10));
+    bob.send_lines("Alice", lines("reply after", 10));
+    alice.ok(&["sync"]);
+    bob.ok(&["sync"]);
+
+    // The relay's disk is lost. Its data folder is rebuilt from the backup, on the same address.
+    relay.kill_hard();
+    std::fs::rename(&relay.dir, root.path().join("relay-lost")).unwrap();
+    let output = Command::new(relay_bin())
+        .arg("--data-dir")
+        .arg(&relay.dir)
+        .arg("restore")
+        .arg("--from")
+        .arg(&backup)
+        .env_remove("WARD_RELAY_CONFIG")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    // A second restore over the first is refused: nothing is overwritten.
+    let again = Command::new(relay_bin())
+        .arg("--data-dir")
+        .arg(&relay.dir)
+        .args(["restore", "--from"])
+        .arg(&backup)
+        .env_remove("WARD_RELAY_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    relay.spawn();
+
+    // Everyone carries on. Those who sent after the backup send it again on their next sync.
+    let said = alice.run(&["sync"]);
+    assert!(said.status.success(), "{said:?}");
+    let stderr = String::from_utf8_lossy(&said.stderr);
+    assert!(stderr.contains("restored from a backup"), "{stderr}");
+    bob.ok(&["sync"]);
+    alice.ok(&["send", "--to", "Bob", "after restore"]);
+    bob.ok(&["send", "--to", "Alice", "reply after restore"]);
+    alice.ok(&["send", "--to", "Ward 7", "team after restore"]);
+    for clinician in [&alice, &bob, &carol] {
+        clinician.ok(&["sync"]);
+    }
+
+    let mut from_alice = expect("before", 20);
+    from_alice.extend(expect("during", 200));
+    from_alice.extend(expect("after", 30));
+    from_alice.push("after restore".to_owned());
+    let mut from_bob = expect("reply before", 5);
+    from_bob.extend(expect("reply after", 10));
+    from_bob.push("reply after restore".to_owned());
+    let bob_sees = bob.history("Alice");
+    assert_eq!(texts_from(&bob_sees, "Alice"), from_alice, "Bob's history");
+    assert_eq!(texts_from(&bob_sees, "Bob"), from_bob);
+    let alice_sees = alice.history("Bob");
+    assert_eq!(texts_from(&alice_sees, "Bob"), from_bob, "Alice's history");
+    assert_eq!(texts_from(&alice_sees, "Alice"), from_alice);
+
+    // Carol was away for everything after the backup: what the relay lost reached her all the same.
+    let mut team = expect("team before", 5);
+    team.extend(expect("team after", 10));
+    team.push("team after restore".to_owned());
+    assert_eq!(
+        texts_from(&carol.history("Ward 7"), "Alice"),
+        team,
+        "Carol's history"
+    );
+    assert_eq!(texts_from(&bob.history("Ward 7"), "Alice"), team);
+}

@@ -251,6 +251,8 @@ pub struct SyncReport {
     redo_adds: Vec<(GroupId, Vec<DeviceId>)>,
     /// A message came from someone the contacts do not know yet.
     unknown_sender: bool,
+    /// The relay was restored from a backup during this sync: what it lost is queued again.
+    pub relay_restored: bool,
 }
 
 /// The signed-in device.
@@ -1476,18 +1478,24 @@ impl Client {
         let mut report = SyncReport::default();
         for _ in 0..SYNC_ROUNDS {
             let raced = self.flush_outbox(&mut report)?;
+            let restored_before = report.relay_restored;
             self.pull_inbox(&mut report)?;
             let redo = std::mem::take(&mut report.redo_adds);
             for (group, devices) in &redo {
                 self.add_devices(group, devices)?;
             }
-            if !raced && redo.is_empty() {
+            let just_restored = report.relay_restored && !restored_before;
+            if !raced && redo.is_empty() && !just_restored {
                 break;
             }
         }
         report.queued = self.queued()?;
         if now() >= self.retention_due {
             self.apply_retention()?;
+            self.store.connection().execute(
+                "DELETE FROM sent_log WHERE sent_at < ?1",
+                params![now().saturating_sub(SENT_LOG_SECONDS)],
+            )?;
             // An hour is well inside any retention period IT can set (a day at least).
             self.retention_due = now().saturating_add(3_600);
         }
@@ -1528,10 +1536,12 @@ impl Client {
         }
         let tx = self.store.connection_mut().transaction()?;
         for (outbox, message, sequence) in sent.drain(..) {
+            log_sent(&tx, "id = ?1", params![outbox])?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![outbox])?;
             if let Some(message) = message {
                 tx.execute(
-                    "UPDATE message SET sequence = ?2,
+                    "UPDATE message SET sequence = ?2 + (SELECT sequence_offset FROM conversation
+                                                         WHERE group_id = message.group_id),
                          status = CASE status WHEN 'sending' THEN 'sent' ELSE status END
                      WHERE id = ?1",
                     params![message, i64::try_from(sequence).unwrap_or(i64::MAX)],
@@ -1592,11 +1602,14 @@ impl Client {
                     if let Some(conversation) =
                         cached(&mut self.conversations, &self.device, &row.group)?
                     {
-                        if conversation.has_pending_change() {
+                        // A commit sent again after a restore was applied long ago; a change
+                        // pending now is another one.
+                        if conversation.has_pending_change() && !row.replay {
                             conversation.commit_accepted(&self.device)?;
                         }
                     }
                     let tx = self.store.connection_mut().transaction()?;
+                    log_sent(&tx, "id = ?1", params![row.id])?;
                     tx.execute("DELETE FROM outbox WHERE id = ?1", params![row.id])?;
                     if let Some(conversation) = self.conversations.get(&row.group) {
                         record_members(&tx, conversation)?;
@@ -1604,9 +1617,27 @@ impl Client {
                     save_mls(&tx, &self.device)?;
                     tx.commit()?;
                 }
+                Err(RelayError::EpochMoved { current_epoch }) if row.replay => {
+                    if current_epoch > epoch {
+                        // The restored relay moved on without it: nothing is left to send.
+                        self.store
+                            .connection()
+                            .execute("DELETE FROM outbox WHERE id = ?1", params![row.id])?;
+                    } else {
+                        // Another member's lost commit comes first; it is sent again by them.
+                        blocked.insert(row.group);
+                    }
+                }
                 Err(RelayError::EpochMoved { .. }) => {
                     blocked.insert(row.group);
                     *raced = true;
+                }
+                Err(error) if row.replay && error.code() == Some("not_a_member") => {
+                    // Sent before, and shown as sent: only the copy for the restored relay goes.
+                    self.store
+                        .connection()
+                        .execute("DELETE FROM outbox WHERE id = ?1", params![row.id])?;
+                    blocked.insert(row.group);
                 }
                 Err(error) if error.is_transient() => return Err(error.into()),
                 Err(error) if error.code() == Some("not_a_member") => {
@@ -1632,6 +1663,7 @@ impl Client {
     fn pull_inbox(&mut self, report: &mut SyncReport) -> Result<()> {
         for _ in 0..MAX_INBOX_PAGES {
             let inbox = self.relay.inbox(self.device.key())?;
+            self.note_generation(&inbox.generation, report)?;
             if inbox.welcomes.is_empty() && inbox.entries.is_empty() {
                 return Ok(());
             }
@@ -1688,13 +1720,17 @@ impl Client {
                         progressed = true;
                         continue;
                     };
-                    if entry.sequence <= cursor {
+                    // After a restore the relay numbers afresh: its entries are taken as they come
+                    // until one applies, and repeats of what was applied are recognised by MLS.
+                    let resync = in_resync(&tx, &group)?;
+                    if entry.sequence <= cursor && !resync {
                         // Applied before, and its ack lost: acknowledging it again is progress.
                         acks.entry(group).or_insert(cursor);
                         progressed = true;
                         continue;
                     }
-                    if entry.sequence > cursor + 1 && !give_up(&tx, &group, cursor + 1)? {
+                    if entry.sequence > cursor + 1 && !resync && !give_up(&tx, &group, cursor + 1)?
+                    {
                         report.rejected.push(format!(
                             "the relay left out entries {} to {} of a conversation; they are asked \
                              for again at the next sync",
@@ -1704,9 +1740,15 @@ impl Client {
                         stopped.insert(group);
                         continue;
                     }
-                    if let Applied::Refused(reason) =
-                        apply_entry(&tx, device, conversations, &me, &group, entry, report)?
-                    {
+                    let applied =
+                        apply_entry(&tx, device, conversations, &me, &group, entry, report)?;
+                    if applied == Applied::Done && resync {
+                        tx.execute(
+                            "UPDATE conversation SET resync = 0 WHERE group_id = ?1",
+                            params![group.as_bytes().as_slice()],
+                        )?;
+                    }
+                    if let Applied::Refused(reason) = applied {
                         if !give_up(&tx, &group, entry.sequence)? {
                             report.rejected.push(format!(
                                 "entry {} of a conversation was refused ({reason}); it is asked \
@@ -1757,10 +1799,87 @@ impl Client {
         Ok(())
     }
 
+    /// Compares the relay's generation with the last one seen. A new one means the relay was
+    /// restored from a backup and lost what came after it: everything sent since is queued to be
+    /// sent again (the relay keeps one copy of what it still has), the conversations take the
+    /// relay's new numbering, and fresh key packages replace the ones it may hand out twice.
+    fn note_generation(&mut self, generation: &str, report: &mut SyncReport) -> Result<()> {
+        const SETTING: &str = "relay_generation";
+        if generation.is_empty() {
+            return Ok(());
+        }
+        match self.store.setting(SETTING)? {
+            Some(known) if known == generation => return Ok(()),
+            None => return Ok(self.store.set_setting(SETTING, generation)?),
+            Some(_) => {}
+        }
+        let key_packages = self.device.key_packages(KEY_PACKAGE_BATCH)?;
+        {
+            let tx = self.store.connection_mut().transaction()?;
+            tx.execute_batch(
+                "INSERT INTO outbox (group_id, is_commit, send_id, epoch, body, added, removed,
+                                     welcome, intent, message_id)
+                 SELECT group_id, is_commit, send_id, epoch, body, added, removed, welcome,
+                        'replay', message_id
+                 FROM sent_log WHERE send_id NOT IN (SELECT send_id FROM outbox) ORDER BY id;
+                 DELETE FROM sent_log;
+                 DELETE FROM refused_entry;
+                 UPDATE conversation SET resync = 1,
+                     sequence_offset = max(sequence_offset, coalesce(
+                         (SELECT max(sequence) FROM message
+                          WHERE message.group_id = conversation.group_id), 0));",
+            )?;
+            tx.execute(
+                "INSERT INTO device_setting (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![SETTING, generation],
+            )?;
+            save_mls(&tx, &self.device)?;
+            tx.commit()?;
+        }
+        self.relay
+            .upload_key_packages(self.device.key(), &key_packages, None)?;
+        report.relay_restored = true;
+        report.rejected.push(
+            "the relay was restored from a backup; messages it lost are being sent again"
+                .to_owned(),
+        );
+        Ok(())
+    }
+
     /// Opens the relay's push socket, for waiting on new messages.
     pub fn push_socket(&mut self) -> Result<crate::relay_client::PushSocket> {
         Ok(self.relay.push_socket(self.device.key())?)
     }
+}
+
+/// How long what the relay accepted is kept for sending again after a restore: the relay's
+/// default retention, after which it would have deleted the entries anyway.
+const SENT_LOG_SECONDS: i64 = 30 * 86_400;
+
+/// Copies the outbox rows `filter` selects into the sent log, before they leave the outbox.
+fn log_sent(tx: &Connection, filter: &str, parameters: impl rusqlite::Params) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT OR IGNORE INTO sent_log (group_id, is_commit, send_id, epoch, body, added,
+                                             removed, welcome, message_id, sent_at)
+             SELECT group_id, is_commit, send_id, epoch, body, added, removed, welcome,
+                    message_id, {}
+             FROM outbox WHERE {filter} ORDER BY id",
+            now()
+        ),
+        parameters,
+    )?;
+    Ok(())
+}
+
+/// Whether `group` waits for its first entry since the relay was restored.
+fn in_resync(tx: &Connection, group: &GroupId) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT resync FROM conversation WHERE group_id = ?1")?
+        .query_row(params![group.as_bytes().as_slice()], |row| row.get(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// An outbox row the relay stored: its id, its message, and the sequence it was given.
@@ -1811,11 +1930,14 @@ struct OutboxRow {
     removed: Vec<u8>,
     welcome: Option<Vec<u8>>,
     message_id: Option<i64>,
+    /// Sent before, and sent again because the relay was restored from a backup.
+    replay: bool,
 }
 
 fn outbox_rows(connection: &Connection) -> Result<Vec<OutboxRow>> {
     let mut statement = connection.prepare(
-        "SELECT id, group_id, is_commit, send_id, epoch, body, added, removed, welcome, message_id
+        "SELECT id, group_id, is_commit, send_id, epoch, body, added, removed, welcome, message_id,
+                intent = 'replay'
          FROM outbox ORDER BY id",
     )?;
     let rows = statement.query_map([], |row| {
@@ -1833,6 +1955,7 @@ fn outbox_rows(connection: &Connection) -> Result<Vec<OutboxRow>> {
                 removed: row.get(7)?,
                 welcome: row.get(8)?,
                 message_id: row.get(9)?,
+                replay: row.get(10)?,
             },
         ))
     })?;
@@ -2003,6 +2126,11 @@ fn apply_entry(
     let Some(conversation) = cached(conversations, device, group)? else {
         return Ok(Applied::Done);
     };
+    let resync = in_resync(tx, group)?;
+    if resync && entry.commit && entry.epoch < conversation.epoch() {
+        // A commit this device applied before the relay was restored.
+        return Ok(Applied::Repeat);
+    }
     let Some(wire) = entry_message(group, entry) else {
         return Ok(Applied::Refused("malformed".to_owned()));
     };
@@ -2014,26 +2142,34 @@ fn apply_entry(
         if entry.commit && conversation.has_pending_change() && entry.epoch == conversation.epoch()
         {
             conversation.commit_accepted(device)?;
+            let pending = "group_id = ?1 AND is_commit = 1 AND intent != 'replay'";
+            log_sent(tx, pending, params![group.as_bytes().as_slice()])?;
             tx.execute(
-                "DELETE FROM outbox WHERE group_id = ?1 AND is_commit = 1",
+                &format!("DELETE FROM outbox WHERE {pending}"),
                 params![group.as_bytes().as_slice()],
             )?;
             record_members(tx, conversation)?;
         }
-        return Ok(Applied::Done);
+        // Its own entries say nothing about whether the relay's repeats are over.
+        return Ok(if resync {
+            Applied::Repeat
+        } else {
+            Applied::Done
+        });
     }
     if entry.commit && conversation.has_pending_change() {
         // Another member's commit won the epoch this device's change was built on.
         let previous: Option<(Vec<u8>, Vec<u8>, String)> = tx
             .query_row(
-                "SELECT added, removed, intent FROM outbox WHERE group_id = ?1 AND is_commit = 1
+                "SELECT added, removed, intent FROM outbox
+                 WHERE group_id = ?1 AND is_commit = 1 AND intent != 'replay'
                  ORDER BY id LIMIT 1",
                 params![group.as_bytes().as_slice()],
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .optional()?;
         tx.execute(
-            "DELETE FROM outbox WHERE group_id = ?1 AND is_commit = 1",
+            "DELETE FROM outbox WHERE group_id = ?1 AND is_commit = 1 AND intent != 'replay'",
             params![group.as_bytes().as_slice()],
         )?;
         let (received, retry) = match conversation.epoch_moved(device, std::slice::from_ref(&wire))
@@ -2085,7 +2221,13 @@ fn apply_entry(
     }
     match conversation.receive(device, &wire) {
         Ok(Received::Message { sender, content }) => {
-            store_content(tx, group, &sender, entry.sequence, content, me)?;
+            let offset: i64 = tx
+                .prepare_cached("SELECT sequence_offset FROM conversation WHERE group_id = ?1")?
+                .query_row(params![group.as_bytes().as_slice()], |row| row.get(0))?;
+            let sequence = entry
+                .sequence
+                .saturating_add(u64::try_from(offset).unwrap_or(0));
+            store_content(tx, group, &sender, sequence, content, me)?;
             report.received += 1;
             report.unknown_sender |= !tx
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM contact WHERE user_id = ?1)")?
@@ -2097,6 +2239,9 @@ fn apply_entry(
         Ok(Received::Changed(_)) => {
             record_members(tx, conversation)?;
             report.received += 1;
+        }
+        Err(ConversationError::Replayed | ConversationError::WrongEpoch) if resync => {
+            return Ok(Applied::Repeat)
         }
         Err(error) => return Ok(Applied::Refused(error.to_string())),
     }
@@ -2139,9 +2284,12 @@ pub(crate) fn entry_message(group: &GroupId, entry: &InboxEntry) -> Option<WireM
 }
 
 /// What became of one log entry.
+#[derive(Debug, PartialEq, Eq)]
 enum Applied {
     /// It was applied, or it was this device's own and needed nothing.
     Done,
+    /// After a restore of the relay: this device applied it before.
+    Repeat,
     /// It was refused: tampered, replayed, or not decryptable.
     Refused(String),
 }

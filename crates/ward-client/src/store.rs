@@ -115,6 +115,26 @@ const MIGRATIONS: &[&str] = &[
     // 3: a contact's account key that changed after it was first seen stays flagged until the
     // clinician verifies the new one.
     "ALTER TABLE contact ADD COLUMN key_changed INTEGER NOT NULL DEFAULT 0;",
+    // 4: what the relay accepted is kept for a while, so it can be sent again after the relay is
+    // restored from a backup; local sequences get an offset so the relay's renumbering after a
+    // restore sorts after what was shown before, and `resync` marks conversations whose next
+    // entries may repeat what this device already applied.
+    "CREATE TABLE sent_log (
+        id         INTEGER PRIMARY KEY,
+        group_id   BLOB NOT NULL,
+        is_commit  INTEGER NOT NULL,
+        send_id    BLOB NOT NULL UNIQUE,
+        epoch      INTEGER NOT NULL,
+        body       BLOB NOT NULL,
+        added      BLOB NOT NULL,
+        removed    BLOB NOT NULL,
+        welcome    BLOB,
+        message_id INTEGER,
+        sent_at    INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX sent_log_by_age ON sent_log (sent_at);
+    ALTER TABLE conversation ADD COLUMN resync INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE conversation ADD COLUMN sequence_offset INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The newest schema version this build understands.

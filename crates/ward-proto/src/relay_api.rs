@@ -163,6 +163,11 @@ pub struct MessageRequest {
 /// What waits for a device.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Inbox {
+    /// The relay store's generation, hex: it changes when the relay is restored from a backup,
+    /// which tells the client to send its recent messages again and renumber. Empty from a relay
+    /// that predates it.
+    #[serde(default)]
+    pub generation: String,
     /// Welcomes to groups it was added to.
     pub welcomes: Vec<InboxWelcome>,
     /// Log entries after its cursors, in sequence order per group.

@@ -664,11 +664,16 @@ async fn inbox(
 ) -> Result<Json<Inbox>, ApiError> {
     let device = authenticated(&state, &headers).await?;
     let limit = state.limits.max_read;
-    let (welcomes, entries) = blocking(&state, move |store| {
-        Ok((store.welcomes(&device)?, store.read(&device, limit)?))
+    let (welcomes, entries, generation) = blocking(&state, move |store| {
+        Ok((
+            store.welcomes(&device)?,
+            store.read(&device, limit)?,
+            store.generation()?,
+        ))
     })
     .await?;
     Ok(Json(Inbox {
+        generation: hex::encode(generation),
         welcomes: welcomes
             .into_iter()
             .map(|welcome| InboxWelcome {

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod backup;
 pub mod blobs;
 pub mod config;
 pub mod request;

@@ -102,8 +102,46 @@ fn append_one(
     Ok(Appended::Accepted { sequence })
 }
 
+/// Brings the schema up to date; a file from a newer relay is refused, never modified.
+pub(crate) fn migrate(connection: &Connection) -> Result<(), StoreError> {
+    let version: i64 = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(db)?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Database(format!(
+            "the database was written by a newer relay (schema {version}); refusing to touch it"
+        )));
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        connection.execute_batch(migration).map_err(db)?;
+        connection
+            .pragma_update(None, "user_version", index + 1)
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Gives a restored database a new generation and drops the one-time key packages, which may
+/// have been handed out after the backup was taken (see backup.rs). The file is left in rollback
+/// mode with no WAL beside it, so it can be moved into place whole.
+pub(crate) fn begin_new_generation(path: &Path) -> Result<(), StoreError> {
+    let connection = Connection::open(path).map_err(db)?;
+    migrate(&connection)?;
+    connection
+        .execute_batch(
+            "BEGIN IMMEDIATE;
+             UPDATE meta SET generation = randomblob(16);
+             DELETE FROM key_package WHERE last_resort = 0;
+             COMMIT;
+             PRAGMA journal_mode = DELETE;",
+        )
+        .map_err(db)
+}
+
 /// Each migration takes the schema from its index to the next version.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE invite (
     id TEXT PRIMARY KEY,
     code_hash BLOB NOT NULL UNIQUE,
@@ -174,7 +212,16 @@ CREATE TABLE welcome (
     body BLOB NOT NULL,
     PRIMARY KEY (device_id, group_id)
 );
-"];
+",
+    r"
+-- A restore from backup gives the store a new generation (see backup.rs).
+CREATE TABLE meta (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    generation BLOB NOT NULL
+);
+INSERT INTO meta (singleton, generation) VALUES (1, randomblob(16));
+",
+];
 
 const COMMIT: i64 = 1;
 const APPLICATION: i64 = 2;
@@ -243,11 +290,15 @@ impl SqliteStore {
     /// Opens (or creates) `relay.db` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.to_string()))?;
-        let path = dir.join("relay.db");
-        let mut store = Self::from_connection(Connection::open(&path).map_err(db)?)?;
+        Self::open_file(&dir.join("relay.db"))
+    }
+
+    /// Opens (or creates) the database file at `path`.
+    pub fn open_file(path: &Path) -> Result<Self, StoreError> {
+        let mut store = Self::from_connection(Connection::open(path).map_err(db)?)?;
         // Opened after the writer has migrated the file.
         let reader = Connection::open_with_flags(
-            &path,
+            path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(db)?;
@@ -278,21 +329,7 @@ impl SqliteStore {
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
-        let version: i64 = connection
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(db)?;
-        let version = usize::try_from(version).unwrap_or(usize::MAX);
-        if version > MIGRATIONS.len() {
-            return Err(StoreError::Database(format!(
-                "the database was written by a newer relay (schema {version}); refusing to touch it"
-            )));
-        }
-        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
-            connection.execute_batch(migration).map_err(db)?;
-            connection
-                .pragma_update(None, "user_version", index + 1)
-                .map_err(db)?;
-        }
+        migrate(&connection)?;
         let connection = Arc::new(Mutex::new(connection));
         let (appends, jobs) = mpsc::channel();
         let writer = Arc::clone(&connection);
@@ -1014,6 +1051,14 @@ impl RelayStore for SqliteStore {
                 .map_err(db)?;
             Ok(u64::try_from(deleted).unwrap_or(0))
         })
+    }
+
+    fn generation(&self) -> Result<[u8; 16], StoreError> {
+        let bytes: Vec<u8> = self
+            .read_lock()?
+            .query_row("SELECT generation FROM meta", [], |row| row.get(0))
+            .map_err(db)?;
+        id16(bytes)
     }
 
     fn counts(&self) -> Result<Counts, StoreError> {

@@ -273,6 +273,9 @@ pub trait RelayStore: Send + Sync {
     fn expire(&self, before: Timestamp) -> Result<u64, StoreError>;
     /// Counts for `/metrics` and `ward-relay status`.
     fn counts(&self) -> Result<Counts, StoreError>;
+    /// This store's generation: random, and new after each restore from a backup, so clients
+    /// learn that the relay went back in time.
+    fn generation(&self) -> Result<[u8; 16], StoreError>;
 }
 
 /// Numbers only: what `/metrics` may show.

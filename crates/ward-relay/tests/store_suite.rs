@@ -387,7 +387,54 @@ fn the_sqlite_store_keeps_everything_across_a_reopen() {
         store.append_message(&message(5, alice, 2)).unwrap(),
         Appended::AlreadyStored { sequence: 2 }
     );
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
+}
+
+#[test]
+fn a_backup_taken_while_open_restores_with_a_new_generation_and_no_spent_key_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let alice = enroll(&store, 80);
+    store
+        .upload_key_packages(&alice, &[vec![1], vec![2]], Some(&[9]))
+        .unwrap();
+    accepted(store.append_commit(&commit(6, 0, alice, 1)).unwrap());
+    accepted(store.append_message(&message(6, alice, 2)).unwrap());
+    std::fs::create_dir_all(dir.path().join("blobs")).unwrap();
+    std::fs::write(
+        dir.path().join("blobs").join("ab".repeat(16)),
+        b"ciphertext",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("blobs").join(".partial-upload"), b"half").unwrap();
+    let generation = store.generation().unwrap();
+
+    // The store stays open, as under a running relay.
+    let backup = dir.path().join("backup");
+    let summary = ward_relay::backup::backup(dir.path(), &backup).unwrap();
+    assert_eq!((summary.schema_version, summary.blobs), (2, 1));
+    assert!(
+        ward_relay::backup::backup(dir.path(), &backup).is_err(),
+        "not into a used folder"
+    );
+    accepted(store.append_message(&message(6, alice, 3)).unwrap());
+
+    let data = dir.path().join("restored");
+    ward_relay::backup::restore(&backup, &data).unwrap();
+    assert!(
+        ward_relay::backup::restore(&backup, &data).is_err(),
+        "not over a database"
+    );
+    assert!(!data.join("relay.db-wal").exists() && !data.join("relay.db.restoring").exists());
+    assert!(data.join("blobs").join("ab".repeat(16)).is_file());
+    assert!(!data.join("blobs").join(".partial-upload").exists());
+    let restored = SqliteStore::open(&data).unwrap();
+    assert_ne!(restored.generation().unwrap(), generation);
+    // What came after the backup is not in it; what came before is.
+    assert_eq!(restored.read(&alice, 10).unwrap().len(), 2);
+    // One-time key packages may have been handed out after the backup; only the last resort stays.
+    assert_eq!(restored.counts().unwrap().key_packages, 0);
+    assert_eq!(restored.claim_key_package(&alice).unwrap(), Some(vec![9]));
 }
 
 #[test]

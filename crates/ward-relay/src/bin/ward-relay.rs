@@ -1,12 +1,12 @@
 //! `ward-relay`: the relay server and the admin commands IT runs beside it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use ward_relay::config::{parse_duration, parse_listen, Config};
 use ward_relay::sqlite_store::SqliteStore;
-use ward_relay::{admin, serve};
+use ward_relay::{admin, backup, serve};
 
 const USAGE: &str = "\
 usage: ward-relay [--config FILE] [--data-dir DIR] COMMAND
@@ -22,6 +22,9 @@ commands:
   user list | user disable USER_ID
   device revoke DEVICE_ID
   status                                counts and the state of the store
+  backup --to DIR                       copy the relay into the new folder DIR, while it runs
+  restore --from DIR                    restore a backup into the (stopped) relay's empty data
+                                        folder; clients notice and send again what it lost
 
 settings come from relay.toml (--config or WARD_RELAY_CONFIG), then WARD_RELAY_LISTEN,
 WARD_RELAY_DATA_DIR, WARD_RELAY_RETENTION_DAYS, WARD_RELAY_TLS_CERT and WARD_RELAY_TLS_KEY,
@@ -73,6 +76,8 @@ fn run(mut args: Vec<String>) -> Result<String, String> {
     let name = take_option(&mut args, "--name")?;
     let role = take_option(&mut args, "--role")?;
     let expires = take_option(&mut args, "--expires")?;
+    let backup_to = take_option(&mut args, "--to")?;
+    let restore_from = take_option(&mut args, "--from")?;
     let mut config = Config::load(config_path.as_deref(), |key| std::env::var(key).ok())
         .map_err(|error| error.to_string())?;
     if let Some(dir) = data_dir {
@@ -94,6 +99,30 @@ fn run(mut args: Vec<String>) -> Result<String, String> {
             .block_on(serve::serve(config))
             .map_err(|error| error.to_string())?;
         return Ok(String::new());
+    }
+    match (words.as_slice(), backup_to, restore_from) {
+        (["backup"], Some(to), None) => {
+            let summary = backup::backup(&config.data_dir, Path::new(&to))
+                .map_err(|error| error.to_string())?;
+            return Ok(format!(
+                "backed up to {to}: schema {}, {} encrypted files ({} bytes)\n",
+                summary.schema_version, summary.blobs, summary.blob_bytes
+            ));
+        }
+        (["restore"], None, Some(from)) => {
+            let summary = backup::restore(Path::new(&from), &config.data_dir)
+                .map_err(|error| error.to_string())?;
+            return Ok(format!(
+                "restored {from} into {}: schema {}, {} encrypted files; start the relay, and \
+                 clients will send again what the backup lacks\n",
+                config.data_dir.display(),
+                summary.schema_version,
+                summary.blobs
+            ));
+        }
+        (["backup"], ..) => return Err(format!("backup needs --to DIR\n\n{USAGE}")),
+        (["restore"], ..) => return Err(format!("restore needs --from DIR\n\n{USAGE}")),
+        _ => {}
     }
     let store = SqliteStore::open(&config.data_dir).map_err(|error| error.to_string())?;
     let result = match words.as_slice() {
