@@ -310,7 +310,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                             contact.name,
                             if contact.me { " (you)" } else { "" },
                             contact.role,
-                            if contact.verified { ", verified" } else { "" }
+                            if contact.key_changed {
+                                ", KEY CHANGED: compare safety numbers before trusting it"
+                            } else if contact.verified {
+                                ", verified"
+                            } else {
+                                ""
+                            }
                         ),
                     )?;
                 }

@@ -1264,3 +1264,96 @@ fn a_backup_taken_while_the_relay_runs_restores_and_clients_carry_on_without_los
     );
     assert_eq!(texts_from(&bob.history("Ward 7"), "Alice"), team);
 }
+
+/// A relay in the middle that answers the directory with another account key for `victim`, as a
+/// relay that wants to read their messages would.
+fn start_key_swapping_proxy(upstream: String, victim: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut client) = stream else { continue };
+            let upstream = upstream.clone();
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let (head, body) = read_message(&mut client)?;
+                let mut server = TcpStream::connect(&upstream)?;
+                server.write_all(with_connection_close(&head, body.len()).as_bytes())?;
+                server.write_all(&body)?;
+                let (answer_head, mut answer) = read_message(&mut server)?;
+                if head.starts_with("GET /v1/directory") && answer_head.starts_with("HTTP/1.1 200")
+                {
+                    let mut users: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+                    for user in users.as_array_mut().unwrap() {
+                        if user["name"] == victim {
+                            user["account_key"] = serde_json::Value::String("11".repeat(32));
+                        }
+                    }
+                    answer = serde_json::to_vec(&users).unwrap();
+                }
+                client.write_all(with_connection_close(&answer_head, answer.len()).as_bytes())?;
+                client.write_all(&answer)
+            });
+        }
+    });
+    address
+}
+
+#[test]
+#[ignore = "needs a Secret Service: scripts/test-processes"]
+fn a_changed_key_blocks_sending_under_policy_until_it_is_verified() {
+    #[derive(Deserialize)]
+    struct ContactJson {
+        name: String,
+        key_changed: bool,
+    }
+    let root = root();
+    let relay = Relay::start(root.path());
+    let alice = Clinician::enroll(root.path(), &relay, "Alice");
+    let bob = Clinician::enroll(root.path(), &relay, "Bob");
+    let carol = Clinician::enroll(root.path(), &relay, "Carol");
+    alice.ok(&["send", "--to", "Bob", "first"]);
+    alice.ok(&["chat", "create", "--name", "Team", "--members", "Carol"]);
+    assert_eq!(texts(&bob.receive()), ["first"]);
+
+    // Through a relay that swaps Bob's key, Alice's contacts flag the change.
+    let proxy = format!(
+        "http://{}",
+        start_key_swapping_proxy(relay.address.clone(), "Bob")
+    );
+    let contacts: Vec<ContactJson> =
+        json_lines(&alice.ok(&["--relay-url", &proxy, "contacts", "--json"]));
+    let flagged: Vec<&str> = contacts
+        .iter()
+        .filter(|contact| contact.key_changed)
+        .map(|contact| contact.name.as_str())
+        .collect();
+    assert_eq!(flagged, ["Bob"]);
+    assert!(alice.ok(&["contacts"]).contains("Bob (nurse), KEY CHANGED"));
+
+    // Without the policy Ward warns (above) and still sends.
+    alice.ok(&["send", "--to", "Bob", "warned only"]);
+    assert_eq!(texts(&bob.receive()), ["warned only"]);
+
+    let policy = root.path().join("policy.toml");
+    std::fs::write(&policy, "block_changed_unverified_keys = true\n").unwrap();
+    let _policy = PolicyFile::set(&policy);
+    let refused = alice.run(&["send", "--to", "Bob", "blocked"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("Bob's security key has changed"), "{said}");
+    // Nor may Bob be added to a team, and others are not held up.
+    let refused = alice.run(&["chat", "add", "--chat", "Team", "--members", "Bob"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("Bob's security key has changed"), "{said}");
+    alice.ok(&["send", "--to", "Team", "carol is fine"]);
+    assert_eq!(texts(&carol.receive()), ["carol is fine"]);
+
+    // Once Alice has compared safety numbers and marked Bob verified, sending works again.
+    alice.ok(&["safety-number", "Bob", "--mark-verified"]);
+    alice.ok(&["send", "--to", "Bob", "after verifying"]);
+    assert_eq!(texts(&bob.receive()), ["after verifying"]);
+    assert!(texts(&bob.history("Alice"))
+        .iter()
+        .all(|text| *text != "blocked"));
+}
