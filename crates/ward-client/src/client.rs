@@ -516,25 +516,7 @@ impl Client {
         };
         let cutoff = now().saturating_sub(days.saturating_mul(86_400));
         let folder = self.dir.root().join(ATTACHMENT_FOLDER);
-        let tx = self.store.connection_mut().transaction()?;
-        let old = "SELECT id FROM message WHERE at < ?1 AND status != 'sending'
-                   AND id NOT IN (SELECT message_id FROM outbox WHERE message_id IS NOT NULL)";
-        let blobs: Vec<Vec<u8>> = {
-            let mut statement = tx.prepare(&format!(
-                "SELECT blob_id FROM attachment WHERE message_id IN ({old})"
-            ))?;
-            let rows = statement.query_map(params![cutoff], |row| row.get(0))?;
-            rows.collect::<std::result::Result<_, _>>()?
-        };
-        tx.execute(
-            &format!("DELETE FROM attachment WHERE message_id IN ({old})"),
-            params![cutoff],
-        )?;
-        let deleted = tx.execute(
-            &format!("DELETE FROM message WHERE id IN ({old})"),
-            params![cutoff],
-        )?;
-        tx.commit()?;
+        let (deleted, blobs) = self.store.delete_messages_before(cutoff)?;
         // The rows went first: a crash here leaves unreferenced ciphertext, never a row whose file
         // is gone. The ciphertext is useless without the key that went with the row.
         for blob in blobs {

@@ -346,6 +346,35 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes messages from before `cutoff` (seconds since the epoch) with their attachment
+    /// rows, except those still waiting to be sent. Returns how many went and the blob ids whose
+    /// ciphertext the caller deletes next.
+    pub fn delete_messages_before(
+        &mut self,
+        cutoff: i64,
+    ) -> Result<(usize, Vec<Vec<u8>>), StoreError> {
+        let tx = self.conn.transaction()?;
+        let old = "SELECT id FROM message WHERE at < ?1 AND status != 'sending'
+                   AND id NOT IN (SELECT message_id FROM outbox WHERE message_id IS NOT NULL)";
+        let blobs: Vec<Vec<u8>> = {
+            let mut statement = tx.prepare(&format!(
+                "SELECT blob_id FROM attachment WHERE message_id IN ({old})"
+            ))?;
+            let rows = statement.query_map([cutoff], |row| row.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        tx.execute(
+            &format!("DELETE FROM attachment WHERE message_id IN ({old})"),
+            [cutoff],
+        )?;
+        let deleted = tx.execute(
+            &format!("DELETE FROM message WHERE id IN ({old})"),
+            [cutoff],
+        )?;
+        tx.commit()?;
+        Ok((deleted, blobs))
+    }
+
     /// Reads a device setting.
     pub fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -408,6 +437,50 @@ mod tests {
             pragma.as_str(),
             format!("PRAGMA key = \"x'{}'\";", "0f".repeat(STORE_KEY_LEN))
         );
+    }
+
+    #[test]
+    fn retention_deletes_old_messages_and_their_attachments_but_never_unsent_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = StoreKey::generate().unwrap();
+        let mut store = Store::create(&dir.path().join("ward.db"), &key).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO conversation (group_id, name, direct, active, cursor, last_activity)
+                     VALUES (x'01', 'Ward 7', 0, 1, 0, 0);
+                 INSERT INTO message (id, group_id, sender_user, sender_device, client_id, kind,
+                                      body, status, at)
+                 VALUES (1, x'01', x'aa', x'bb', x'01', 'text', 'old', 'sent', 100),
+                        (2, x'01', x'aa', x'bb', x'02', 'attachment', 'old.pdf', 'sent', 100),
+                        (3, x'01', x'aa', x'bb', x'03', 'text', 'old, unsent', 'sending', 100),
+                        (4, x'01', x'aa', x'bb', x'04', 'text', 'old, queued', 'failed', 100),
+                        (5, x'01', x'aa', x'bb', x'05', 'text', 'new', 'sent', 900);
+                 INSERT INTO attachment (message_id, blob_id, file_key, ciphertext_sha256, size,
+                                         media_type, name, stored)
+                 VALUES (2, x'b10b', x'00', x'00', 1, 'application/pdf', 'old.pdf', 1);
+                 INSERT INTO outbox (group_id, is_commit, send_id, epoch, body, added, removed,
+                                     intent, message_id)
+                 VALUES (x'01', 0, x'5e', 1, x'00', x'', x'', 'message', 4);",
+            )
+            .unwrap();
+        let (deleted, blobs) = store.delete_messages_before(500).unwrap();
+        assert_eq!(deleted, 2);
+        assert_eq!(blobs, vec![vec![0xb1, 0x0b]]);
+        let left: Vec<String> = store
+            .conn
+            .prepare("SELECT body FROM message ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(left, ["old, unsent", "old, queued", "new"]);
+        let attachments: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM attachment", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(attachments, 0);
     }
 
     #[test]
