@@ -27,6 +27,8 @@ pub struct AppStatus {
     pub profile: ProfileStatus,
     /// The settings in force and who set each; the UI marks the organization's as managed.
     pub settings: Vec<SettingView>,
+    /// Minutes without input before the window hides its content; 0 never.
+    pub idle_lock_minutes: u32,
 }
 
 /// One setting in force, as the settings screen shows it.

@@ -79,6 +79,7 @@ pub fn run() -> ExitCode {
         data_dir: profile_dir.root().display().to_string(),
         profile: ProfileStatus::Opening,
         settings: ipc::SettingView::list(&settings),
+        idle_lock_minutes: settings.idle_lock_minutes.value,
     };
     let result = tauri::Builder::default()
         .manage(ShellState {

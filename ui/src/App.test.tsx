@@ -45,6 +45,7 @@ function status(profile: ProfileStatus): AppStatus {
       { key: "notification_level", value: '"New secure message" only', managed: true },
       { key: "idle_lock_minutes", value: "Never", managed: false },
     ],
+    idleLockMinutes: 0,
   };
 }
 
@@ -158,5 +159,54 @@ describe("error screens branch on the code", () => {
     const titles = new Set(codes.map(failureTitle));
     expect(titles.size).toBe(codes.length);
     expect(codes.filter(canTryAgain)).not.toContain("history_damaged");
+  });
+});
+
+describe("the idle lock", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("hides the window after the organization's idle minutes, and input restarts the wait", async () => {
+    vi.useFakeTimers();
+    await renderWith({
+      ...status({
+        state: "ready",
+        store: { cipherVersion: "4.19.0 community", schemaVersion: 4, created: false },
+      }),
+      idleLockMinutes: 2,
+    });
+    await act(async () => {
+      vi.advanceTimersByTime(90_000);
+    });
+    fireEvent.keyDown(window, { key: "Shift" });
+    await act(async () => {
+      vi.advanceTimersByTime(90_000);
+    });
+    expect(screen.queryByTestId("idle-lock")).toBeNull();
+    await act(async () => {
+      vi.advanceTimersByTime(31_000);
+    });
+    const lock = screen.getByTestId("idle-lock");
+    expect(lock.textContent).toContain("Ward is locked");
+    expect(screen.getByTestId("ready-screen").closest("[hidden]")).not.toBeNull();
+    const button = screen.getByRole("button", { name: "Continue" });
+    expect(document.activeElement).toBe(button);
+    fireEvent.click(button);
+    expect(screen.queryByTestId("idle-lock")).toBeNull();
+  });
+
+  it("never locks when the setting is 0", async () => {
+    vi.useFakeTimers();
+    await renderWith(
+      status({
+        state: "ready",
+        store: { cipherVersion: "4.19.0 community", schemaVersion: 4, created: false },
+      }),
+    );
+    await act(async () => {
+      vi.advanceTimersByTime(24 * 3_600_000);
+    });
+    expect(screen.queryByTestId("idle-lock")).toBeNull();
   });
 });

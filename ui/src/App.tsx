@@ -1,5 +1,6 @@
 import type { AppStatus, ErrorCode, IpcError, SettingView, StoreStatus } from "./bindings";
 import { commands } from "./bindings";
+import { IdleLock } from "./idleLock";
 import { useAppStatus } from "./status";
 
 export function App() {
@@ -10,7 +11,11 @@ export function App() {
     case "ipcFailed":
       return <FailureScreen error={view.error} keychainAvailable={null} />;
     case "status":
-      return <StatusScreen status={view.status} />;
+      return (
+        <IdleLock minutes={view.status.idleLockMinutes}>
+          <StatusScreen status={view.status} />
+        </IdleLock>
+      );
   }
 }
 

@@ -33,6 +33,8 @@ export type AppStatus = {
 	profile: ProfileStatus,
 	/**  The settings in force and who set each; the UI marks the organization's as managed. */
 	settings: SettingView[],
+	/**  Minutes without input before the window hides its content; 0 never. */
+	idleLockMinutes: number,
 };
 
 /**  Every failure the UI can tell apart. */
