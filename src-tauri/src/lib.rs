@@ -54,11 +54,7 @@ pub fn run() -> ExitCode {
     if options.print_policy {
         return print_policy(&settings);
     }
-    // The flag and the environment are the user's choice; the organization's policy wins.
-    let content_protection = match settings.screen_capture_protection.source {
-        SettingSource::Policy => settings.screen_capture_protection.value,
-        _ => options.content_protection,
-    };
+    let content_protection = content_protection(&settings, &options);
     let profile_dir = match profile_dir(&options) {
         Some(dir) => dir,
         None => {
@@ -108,6 +104,14 @@ pub fn run() -> ExitCode {
             eprintln!("ward-desktop: the window could not be started: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The flag and the environment are the user's choice; the organization's policy wins.
+fn content_protection(settings: &EffectiveSettings, options: &LaunchOptions) -> bool {
+    match settings.screen_capture_protection.source {
+        SettingSource::Policy => settings.screen_capture_protection.value,
+        _ => options.content_protection,
     }
 }
 
@@ -183,5 +187,37 @@ fn keychain_backend() -> &'static str {
         "Windows Credential Manager"
     } else {
         "Secret Service (GNOME Keyring or KWallet)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launched(args: &[&str]) -> LaunchOptions {
+        LaunchOptions::parse(args.iter().map(std::ffi::OsString::from), |_| None).unwrap()
+    }
+
+    #[test]
+    fn screen_capture_policy_beats_the_command_line() {
+        let free = EffectiveSettings::resolve(&Policy::default(), &UserSettings::default());
+        assert!(content_protection(&free, &launched(&[])));
+        assert!(!content_protection(
+            &free,
+            &launched(&["--content-protection", "off"])
+        ));
+        let managed = EffectiveSettings::resolve(
+            &Policy::from_toml("screen_capture_protection = true", "policy.toml").unwrap(),
+            &UserSettings::default(),
+        );
+        assert!(content_protection(
+            &managed,
+            &launched(&["--content-protection", "off"])
+        ));
+        let managed_off = EffectiveSettings::resolve(
+            &Policy::from_toml("screen_capture_protection = false", "policy.toml").unwrap(),
+            &UserSettings::default(),
+        );
+        assert!(!content_protection(&managed_off, &launched(&[])));
     }
 }

@@ -164,12 +164,14 @@ pub fn revoke_device(store: &dyn RelayStore, id: &str) -> Result<(), AdminError>
     }
 }
 
-/// A short health summary: counts only.
-pub fn status(store: &dyn RelayStore) -> Result<String, AdminError> {
+/// A short health summary: counts only, the schema version, and the store's generation (which
+/// changes with each restore from a backup).
+pub fn status(store: &dyn RelayStore, schema_version: i64) -> Result<String, AdminError> {
     let counts = store.counts()?;
     Ok(format!(
-        "store: ok\nusers: {}\ndevices: {}\ngroups: {}\nqueued log entries: {}\n\
-         one-time key packages: {}\nopen invites: {}\n",
+        "store: ok\nschema version: {schema_version}\ngeneration: {}\nusers: {}\ndevices: {}\n\
+         groups: {}\nqueued log entries: {}\none-time key packages: {}\nopen invites: {}\n",
+        hex::encode(store.generation()?),
         counts.users,
         counts.devices,
         counts.groups,

@@ -137,7 +137,10 @@ fn serve_answers_on_loopback_and_stops_cleanly_on_sigterm() {
     // IT can look while the relay runs: both open the same SQLite file.
     let status_output = relay(dir.path(), &["status"]);
     assert!(status_output.status.success());
-    assert!(String::from_utf8_lossy(&status_output.stdout).contains("open invites: 1"));
+    let status_text = String::from_utf8_lossy(&status_output.stdout);
+    assert!(status_text.contains("open invites: 1"), "{status_text}");
+    assert!(status_text.contains("schema version: 2"), "{status_text}");
+    assert!(status_text.contains("generation: "), "{status_text}");
 
     let pid = child.id().to_string();
     assert!(Command::new("kill")

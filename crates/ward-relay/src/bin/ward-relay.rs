@@ -141,7 +141,10 @@ fn run(mut args: Vec<String>) -> Result<String, String> {
         ["user", "list"] => admin::list_users(&store),
         ["user", "disable", id] => admin::disable_user(&store, id).map(|()| String::new()),
         ["device", "revoke", id] => admin::revoke_device(&store, id).map(|()| String::new()),
-        ["status"] => admin::status(&store),
+        ["status"] => {
+            let schema_version = store.schema_version().map_err(|error| error.to_string())?;
+            admin::status(&store, schema_version)
+        }
         _ => return Err(format!("unknown command: {}\n\n{USAGE}", args.join(" "))),
     };
     result.map_err(|error| error.to_string())
