@@ -111,14 +111,21 @@ impl Relay {
         }
     }
 
-    fn invite(&self, name: &str) -> String {
-        let output = Command::new(relay_bin())
+    /// Runs an admin command on this relay's data folder, as IT would.
+    fn admin(&self, args: &[&std::ffi::OsStr]) -> Output {
+        Command::new(relay_bin())
             .arg("--data-dir")
             .arg(&self.dir)
-            .args(["invite", "create", "--name", name, "--role", "nurse"])
+            .args(args)
             .env_remove("WARD_RELAY_CONFIG")
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    fn invite(&self, name: &str) -> String {
+        let output = self.admin(
+            &["invite", "create", "--name", name, "--role", "nurse"].map(std::ffi::OsStr::new),
+        );
         assert!(output.status.success(), "{output:?}");
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
     }
@@ -1181,15 +1188,7 @@ fn a_backup_taken_while_the_relay_runs_restores_and_clients_carry_on_without_los
     });
     std::thread::sleep(Duration::from_millis(150));
     let backup = root.path().join("backup");
-    let output = Command::new(relay_bin())
-        .arg("--data-dir")
-        .arg(&relay.dir)
-        .arg("backup")
-        .arg("--to")
-        .arg(&backup)
-        .env_remove("WARD_RELAY_CONFIG")
-        .output()
-        .unwrap();
+    let output = relay.admin(&["backup".as_ref(), "--to".as_ref(), backup.as_os_str()]);
     assert!(output.status.success(), "{output:?}");
     writer.join().unwrap();
     assert!(sender.wait().unwrap().success());
@@ -1204,25 +1203,11 @@ fn a_backup_taken_while_the_relay_runs_restores_and_clients_carry_on_without_los
     // The relay's disk is lost. Its data folder is rebuilt from the backup, on the same address.
     relay.kill_hard();
     std::fs::rename(&relay.dir, root.path().join("relay-lost")).unwrap();
-    let output = Command::new(relay_bin())
-        .arg("--data-dir")
-        .arg(&relay.dir)
-        .arg("restore")
-        .arg("--from")
-        .arg(&backup)
-        .env_remove("WARD_RELAY_CONFIG")
-        .output()
-        .unwrap();
+    let restore = ["restore".as_ref(), "--from".as_ref(), backup.as_os_str()];
+    let output = relay.admin(&restore);
     assert!(output.status.success(), "{output:?}");
     // A second restore over the first is refused: nothing is overwritten.
-    let again = Command::new(relay_bin())
-        .arg("--data-dir")
-        .arg(&relay.dir)
-        .args(["restore", "--from"])
-        .arg(&backup)
-        .env_remove("WARD_RELAY_CONFIG")
-        .output()
-        .unwrap();
+    let again = relay.admin(&restore);
     assert!(!again.status.success());
     relay.spawn();
 
