@@ -8,7 +8,7 @@ use serde::Serialize;
 use specta::Type;
 use tauri::{AppHandle, State};
 use tauri_specta::{collect_commands, collect_events, Event};
-use ward_client::policy::{EffectiveSettings, NotificationLevel, SettingSource};
+use ward_client::policy::{EffectiveSettings, NotificationLevel, PolicyError, SettingSource};
 use ward_client::{KeychainError, OpenError, OpenedProfile, StoreError};
 
 /// What the first screen shows: which Ward this is, and the state of the keychain and the store.
@@ -143,8 +143,8 @@ pub enum ProfileStatus {
     Failed {
         /// What went wrong.
         error: IpcError,
-        /// Whether the keychain itself could be reached.
-        keychain_available: bool,
+        /// Whether the keychain itself could be reached; `None` when Ward stopped before asking.
+        keychain_available: Option<bool>,
     },
 }
 
@@ -193,6 +193,8 @@ pub enum ErrorCode {
     DiskFailed,
     /// The profile is still opening; try again when the status event arrives.
     NotReady,
+    /// The organization's managed policy has a value Ward cannot use; only IT can fix it.
+    PolicyInvalid,
 }
 
 impl From<&OpenError> for IpcError {
@@ -220,6 +222,21 @@ impl From<&OpenError> for IpcError {
 }
 
 impl ProfileStatus {
+    /// Ward stopped before opening anything, because the managed policy cannot be used. The
+    /// message names the key and the file, which is what IT needs and holds nothing personal.
+    pub fn policy_invalid(error: &PolicyError) -> Self {
+        ProfileStatus::Failed {
+            error: IpcError {
+                code: ErrorCode::PolicyInvalid,
+                message: format!(
+                    "Your organization's settings for Ward have a mistake, so Ward did not start. \
+                     Please tell IT what it says here: {error}."
+                ),
+            },
+            keychain_available: None,
+        }
+    }
+
     /// The status after an attempt to open the profile.
     pub fn from_outcome(outcome: &Result<OpenedProfile, OpenError>) -> Self {
         match outcome {
@@ -231,10 +248,10 @@ impl ProfileStatus {
                 },
             },
             Err(error) => ProfileStatus::Failed {
-                keychain_available: !matches!(
+                keychain_available: Some(!matches!(
                     error,
                     OpenError::Keychain(KeychainError::Unavailable { .. })
-                ),
+                )),
                 error: IpcError::from(error),
             },
         }

@@ -39,12 +39,16 @@ pub fn run() -> ExitCode {
         eprintln!("{APP_NAME} {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    // Policy is read before anything else: Ward does not run half-configured.
-    let policy = match Policy::load_machine() {
-        Ok(policy) => policy,
+    // Policy is read before anything else: Ward does not run half-configured. An invalid policy
+    // stops it; the window still opens, to tell the clinician to call IT instead of vanishing.
+    let (policy, policy_error) = match Policy::load_machine() {
+        Ok(policy) => (policy, None),
         Err(error) => {
             eprintln!("ward-desktop: {error}");
-            return ExitCode::FAILURE;
+            if options.print_policy {
+                return ExitCode::FAILURE;
+            }
+            (Policy::default(), Some(error))
         }
     };
     for warning in &policy.warnings {
@@ -54,7 +58,9 @@ pub fn run() -> ExitCode {
     if options.print_policy {
         return print_policy(&settings);
     }
-    let content_protection = content_protection(&settings, &options);
+    // Without a usable policy, the safe choice.
+    let content_protection = policy_error.is_some() || content_protection(&settings, &options);
+    let stopped = policy_error.is_some();
     let profile_dir = match profile_dir(&options) {
         Some(dir) => dir,
         None => {
@@ -73,7 +79,10 @@ pub fn run() -> ExitCode {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         keychain_backend: keychain_backend().to_owned(),
         data_dir: profile_dir.root().display().to_string(),
-        profile: ProfileStatus::Opening,
+        profile: match &policy_error {
+            Some(error) => ProfileStatus::policy_invalid(error),
+            None => ProfileStatus::Opening,
+        },
         settings: ipc::SettingView::list(&settings),
         idle_lock_minutes: settings.idle_lock_minutes.value,
     };
@@ -92,13 +101,16 @@ pub fn run() -> ExitCode {
                 .content_protected(content_protection)
                 .incognito(ephemeral_webview())
                 .build()?;
-            let handle = app.handle().clone();
-            // The keychain may prompt or wait on D-Bus; the window must not freeze meanwhile.
-            std::thread::spawn(move || open_and_report(&handle, &profile_dir));
+            if !stopped {
+                let handle = app.handle().clone();
+                // The keychain may prompt or wait on D-Bus; the window must not freeze meanwhile.
+                std::thread::spawn(move || open_and_report(&handle, &profile_dir));
+            }
             Ok(())
         })
         .run(tauri::generate_context!());
     match result {
+        Ok(()) if stopped => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ward-desktop: the window could not be started: {error}");

@@ -2,7 +2,7 @@
 // /etc/ward/policy.toml): the settings the organization set are marked as managed, the others not.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeHome, openApp, screenshot, startDriver } from "./harness.mjs";
 
@@ -30,6 +30,33 @@ test("settings set by the organization's policy are marked managed in the real a
     } finally {
       await browser.deleteSession();
     }
+  } finally {
+    driver.stop();
+  }
+});
+
+test("an invalid policy stops Ward with a message for IT, and nothing is created", async () => {
+  const home = makeHome("bad-policy");
+  const policy = join(home.root, "policy.toml");
+  writeFileSync(policy, "idle_lock_minutes = 99999\n");
+  home.env.WARD_POLICY_FILE = policy;
+  const driver = await startDriver({ home, port: 4454, keyring: true });
+  try {
+    const browser = await openApp({ port: 4454, dataDir: home.dataDir });
+    try {
+      const failure = browser.$('[data-testid="failure-screen"]');
+      await failure.waitForExist({ timeout: 30000 });
+      assert.equal(await failure.getAttribute("data-code"), "policy_invalid");
+      const message = await browser.$('[data-testid="failure-message"]').getText();
+      assert.match(message, /tell IT/);
+      assert.match(message, /idle_lock_minutes/);
+      assert.ok(message.includes(policy), message);
+      assert.equal(await browser.$("button=Try again").isExisting(), false);
+      await screenshot(browser, "policy-invalid.png");
+    } finally {
+      await browser.deleteSession();
+    }
+    assert.equal(existsSync(join(home.dataDir, "ward.db")), false, "a store was created");
   } finally {
     driver.stop();
   }

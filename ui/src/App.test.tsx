@@ -155,6 +155,7 @@ describe("error screens branch on the code", () => {
       "history_too_new",
       "disk_failed",
       "not_ready",
+      "policy_invalid",
     ];
     const titles = new Set(codes.map(failureTitle));
     expect(titles.size).toBe(codes.length);

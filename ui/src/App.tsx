@@ -28,7 +28,7 @@ function StatusScreen({ status }: { status: AppStatus }) {
       return (
         <FailureScreen
           error={profile.error}
-          keychainAvailable={profile.keychainAvailable}
+          keychainAvailable={profile.keychainAvailable ?? null}
           status={status}
         />
       );
@@ -157,6 +157,8 @@ export function failureTitle(code: ErrorCode): string {
       return "Ward's folder can't be used";
     case "not_ready":
       return "Ward is still starting";
+    case "policy_invalid":
+      return "Your organization's settings need fixing";
   }
 }
 
@@ -174,6 +176,7 @@ export function canTryAgain(code: ErrorCode): boolean {
     case "history_key_rejected":
     case "history_damaged":
     case "history_too_new":
+    case "policy_invalid":
       return false;
   }
 }

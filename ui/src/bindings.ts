@@ -8,19 +8,22 @@ import * as __TAURI_EVENT from "@tauri-apps/api/event";
 /** Commands */
 export const commands = {
 	/**  The current status of Ward: the first screen calls this, then follows `AppStatus` events. */
-	appStatus: () => typedError<AppStatus, IpcError>(__TAURI_INVOKE("app_status")),
+	appStatus: () => typedError<AppStatus_Serialize, IpcError>(__TAURI_INVOKE("app_status")),
 	/**  Starts Ward again, so a keychain that was unlocked or started meanwhile is picked up. */
 	restartApp: () => __TAURI_INVOKE<void>("restart_app"),
 };
 
 /** Events */
 export const events = {
-	appStatus: makeEvent<AppStatus, AppStatus>("app-status"),
+	appStatus: makeEvent<AppStatus_Serialize, AppStatus_Deserialize>("app-status"),
 };
 
 /* Types */
 /**  What the first screen shows: which Ward this is, and the state of the keychain and the store. */
-export type AppStatus = {
+export type AppStatus = AppStatus_Serialize | AppStatus_Deserialize;
+
+/**  What the first screen shows: which Ward this is, and the state of the keychain and the store. */
+export type AppStatus_Deserialize = {
 	/**  The product name. */
 	appName: string,
 	/**  The version of this build. */
@@ -30,7 +33,25 @@ export type AppStatus = {
 	/**  The profile folder, so IT can tell two profiles apart. */
 	dataDir: string,
 	/**  How far opening the profile has come. */
-	profile: ProfileStatus,
+	profile: ProfileStatus_Deserialize,
+	/**  The settings in force and who set each; the UI marks the organization's as managed. */
+	settings: SettingView[],
+	/**  Minutes without input before the window hides its content; 0 never. */
+	idleLockMinutes: number,
+};
+
+/**  What the first screen shows: which Ward this is, and the state of the keychain and the store. */
+export type AppStatus_Serialize = {
+	/**  The product name. */
+	appName: string,
+	/**  The version of this build. */
+	version: string,
+	/**  The keychain this platform uses, in words. */
+	keychainBackend: string,
+	/**  The profile folder, so IT can tell two profiles apart. */
+	dataDir: string,
+	/**  How far opening the profile has come. */
+	profile: ProfileStatus_Serialize,
 	/**  The settings in force and who set each; the UI marks the organization's as managed. */
 	settings: SettingView[],
 	/**  Minutes without input before the window hides its content; 0 never. */
@@ -58,7 +79,9 @@ export type ErrorCode =
 /**  The profile folder could not be read or written. */
 "disk_failed" | 
 /**  The profile is still opening; try again when the status event arrives. */
-"not_ready";
+"not_ready" | 
+/**  The organization's managed policy has a value Ward cannot use; only IT can fix it. */
+"policy_invalid";
 
 /**  An error as the UI sees it: a stable code to branch on and a message for the clinician. */
 export type IpcError = {
@@ -69,7 +92,10 @@ export type IpcError = {
 };
 
 /**  How far opening the profile has come. */
-export type ProfileStatus = 
+export type ProfileStatus = ProfileStatus_Serialize | ProfileStatus_Deserialize;
+
+/**  How far opening the profile has come. */
+export type ProfileStatus_Deserialize = 
 /**  The keychain and store are still being opened. */
 { state: "opening" } | 
 /**  The keychain answered and the encrypted store is open. */
@@ -80,8 +106,23 @@ store: StoreStatus } |
 { state: "failed"; 
 /**  What went wrong. */
 error: IpcError; 
-/**  Whether the keychain itself could be reached. */
-keychainAvailable: boolean };
+/**  Whether the keychain itself could be reached; `None` when Ward stopped before asking. */
+keychainAvailable?: boolean | null };
+
+/**  How far opening the profile has come. */
+export type ProfileStatus_Serialize = 
+/**  The keychain and store are still being opened. */
+{ state: "opening" } | 
+/**  The keychain answered and the encrypted store is open. */
+{ state: "ready"; 
+/**  The open store. */
+store: StoreStatus } | 
+/**  The profile could not be opened; nothing was changed on disk. */
+{ state: "failed"; 
+/**  What went wrong. */
+error: IpcError; 
+/**  Whether the keychain itself could be reached; `None` when Ward stopped before asking. */
+keychainAvailable: boolean | null };
 
 /**  One setting in force, as the settings screen shows it. */
 export type SettingView = {
