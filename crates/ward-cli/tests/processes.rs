@@ -835,19 +835,34 @@ fn with_connection_close(head: &str, length: usize) -> String {
 }
 
 fn proxy_one(
-    mut client: TcpStream,
+    client: TcpStream,
     upstream: &str,
     damaged: &Mutex<u32>,
     state: &Mutex<ProxyMemory>,
 ) -> std::io::Result<()> {
+    forward_one(client, upstream, |head, answer| {
+        if head.starts_with("GET /v1/inbox") {
+            tamper_with_inbox(&answer, damaged, state)
+        } else {
+            answer
+        }
+    })
+}
+
+/// Forwards one request to `upstream` and its answer back, letting `rewrite` change a successful
+/// answer's body, given the request's head.
+fn forward_one(
+    mut client: TcpStream,
+    upstream: &str,
+    rewrite: impl FnOnce(&str, Vec<u8>) -> Vec<u8>,
+) -> std::io::Result<()> {
     let (head, body) = read_message(&mut client)?;
-    let is_inbox = head.starts_with("GET /v1/inbox");
     let mut server = TcpStream::connect(upstream)?;
     server.write_all(with_connection_close(&head, body.len()).as_bytes())?;
     server.write_all(&body)?;
     let (answer_head, mut answer) = read_message(&mut server)?;
-    if is_inbox && answer_head.starts_with("HTTP/1.1 200") {
-        answer = tamper_with_inbox(&answer, damaged, state);
+    if answer_head.starts_with("HTTP/1.1 200") {
+        answer = rewrite(&head, answer);
     }
     client.write_all(with_connection_close(&answer_head, answer.len()).as_bytes())?;
     client.write_all(&answer)?;
@@ -1257,26 +1272,21 @@ fn start_key_swapping_proxy(upstream: String, victim: &'static str) -> String {
     let address = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut client) = stream else { continue };
+            let Ok(client) = stream else { continue };
             let upstream = upstream.clone();
-            std::thread::spawn(move || -> std::io::Result<()> {
-                let (head, body) = read_message(&mut client)?;
-                let mut server = TcpStream::connect(&upstream)?;
-                server.write_all(with_connection_close(&head, body.len()).as_bytes())?;
-                server.write_all(&body)?;
-                let (answer_head, mut answer) = read_message(&mut server)?;
-                if head.starts_with("GET /v1/directory") && answer_head.starts_with("HTTP/1.1 200")
-                {
+            std::thread::spawn(move || {
+                forward_one(client, &upstream, |head, answer| {
+                    if !head.starts_with("GET /v1/directory") {
+                        return answer;
+                    }
                     let mut users: serde_json::Value = serde_json::from_slice(&answer).unwrap();
                     for user in users.as_array_mut().unwrap() {
                         if user["name"] == victim {
                             user["account_key"] = serde_json::Value::String("11".repeat(32));
                         }
                     }
-                    answer = serde_json::to_vec(&users).unwrap();
-                }
-                client.write_all(with_connection_close(&answer_head, answer.len()).as_bytes())?;
-                client.write_all(&answer)
+                    serde_json::to_vec(&users).unwrap()
+                })
             });
         }
     });

@@ -755,6 +755,21 @@ impl Client {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The users in `group`, this clinician included.
+    fn member_users(&self, group: &GroupId) -> Result<Vec<UserId>> {
+        let connection = self.store.connection();
+        let mut statement = connection
+            .prepare_cached("SELECT user_id FROM conversation_member WHERE group_id = ?1")?;
+        let rows = statement.query_map(params![group.as_bytes().as_slice()], |row| {
+            row.get::<_, Vec<u8>>(0)
+        })?;
+        let mut users = Vec::new();
+        for row in rows {
+            users.extend(id16(&row?).map(UserId));
+        }
+        Ok(users)
+    }
+
     /// A 1:1 chat is shown under the other clinician's name.
     fn display_name(&self, group: &[u8], name: &str, direct: bool) -> Result<String> {
         if !direct {
@@ -951,19 +966,7 @@ impl Client {
         for member in members {
             users.push(self.contact_by_name_refreshing(member)?.0);
         }
-        if self.policy.block_changed_unverified_keys == Some(true) {
-            for user in &users {
-                let changed: bool = self.store.connection().query_row(
-                    "SELECT key_changed FROM contact WHERE user_id = ?1",
-                    params![user.as_bytes().as_slice()],
-                    |row| row.get(0),
-                )?;
-                if changed {
-                    let name = Self::user_name(self.store.connection(), user.as_bytes())?;
-                    return Err(ClientError::ChangedKeyUnverified(name));
-                }
-            }
-        }
+        self.refuse_changed_keys(&users)?;
         let (key_packages, _) = self.claim_key_packages(&users)?;
         let conversation = cached(&mut self.conversations, &self.device, &group)?
             .ok_or(ClientError::UnknownMessage)?;
@@ -1107,7 +1110,7 @@ impl Client {
         contents: Vec<AppContent>,
         attachment: Option<&AttachmentRow<'_>>,
     ) -> Result<()> {
-        self.check_changed_keys(group)?;
+        self.refuse_changed_keys(&self.member_users(group)?)?;
         self.settle(group)?;
         let me = self.account.credential.clone();
         let Self {
@@ -1171,27 +1174,25 @@ impl Client {
         self.send_outbox()
     }
 
-    /// Refuses to send into `group` while a member's key changed unverified, when policy says so.
-    fn check_changed_keys(&self, group: &GroupId) -> Result<()> {
+    /// Refuses a new key exchange with any of `users` while their key changed unverified, when
+    /// policy says so: sending to them, or adding them to a conversation.
+    fn refuse_changed_keys(&self, users: &[UserId]) -> Result<()> {
         if self.policy.block_changed_unverified_keys != Some(true) {
             return Ok(());
         }
-        let changed: Option<String> = self
+        let mut changed = self
             .store
             .connection()
-            .query_row(
-                "SELECT contact.name FROM conversation_member
-                 JOIN contact ON contact.user_id = conversation_member.user_id
-                 WHERE conversation_member.group_id = ?1 AND contact.key_changed
-                 ORDER BY contact.name LIMIT 1",
-                params![group.as_bytes().as_slice()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        match changed {
-            Some(name) => Err(ClientError::ChangedKeyUnverified(name)),
-            None => Ok(()),
+            .prepare_cached("SELECT name FROM contact WHERE user_id = ?1 AND key_changed")?;
+        for user in users {
+            let name: Option<String> = changed
+                .query_row(params![user.as_bytes().as_slice()], |row| row.get(0))
+                .optional()?;
+            if let Some(name) = name {
+                return Err(ClientError::ChangedKeyUnverified(name));
+            }
         }
+        Ok(())
     }
 
     /// Sends what the outbox holds without reading the inbox, unless a commit lost a race and
@@ -1811,11 +1812,7 @@ impl Client {
                          (SELECT max(sequence) FROM message
                           WHERE message.group_id = conversation.group_id), 0));",
             )?;
-            tx.execute(
-                "INSERT INTO device_setting (name, value) VALUES (?1, ?2)
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                params![SETTING, generation],
-            )?;
+            crate::store::write_setting(&tx, SETTING, generation)?;
             save_mls(&tx, &self.device)?;
             tx.commit()?;
         }
@@ -2203,13 +2200,7 @@ fn apply_entry(
     }
     match conversation.receive(device, &wire) {
         Ok(Received::Message { sender, content }) => {
-            let offset: i64 = tx
-                .prepare_cached("SELECT sequence_offset FROM conversation WHERE group_id = ?1")?
-                .query_row(params![group.as_bytes().as_slice()], |row| row.get(0))?;
-            let sequence = entry
-                .sequence
-                .saturating_add(u64::try_from(offset).unwrap_or(0));
-            store_content(tx, group, &sender, sequence, content, me)?;
+            store_content(tx, group, &sender, entry.sequence, content, me)?;
             report.received += 1;
             report.unknown_sender |= !tx
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM contact WHERE user_id = ?1)")?
@@ -2309,7 +2300,9 @@ fn store_content(
         let inserted = tx.execute(
             "INSERT OR IGNORE INTO message (group_id, sender_user, sender_device, client_id,
                                             sequence, kind, body, status, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8)",
+             VALUES (?1, ?2, ?3, ?4,
+                     ?5 + (SELECT sequence_offset FROM conversation WHERE group_id = ?1),
+                     ?6, ?7, 'received', ?8)",
             params![
                 group_bytes,
                 sender_user,

@@ -137,6 +137,20 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE conversation ADD COLUMN sequence_offset INTEGER NOT NULL DEFAULT 0;",
 ];
 
+/// Saves a device setting on `connection`, which may be a transaction that must include it.
+pub(crate) fn write_setting(
+    connection: &Connection,
+    name: &str,
+    value: &str,
+) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO device_setting (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (name, value),
+    )?;
+    Ok(())
+}
+
 /// The newest schema version this build understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
@@ -338,12 +352,7 @@ impl Store {
 
     /// Saves a device setting.
     pub fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO device_setting (name, value) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (name, value),
-        )?;
-        Ok(())
+        write_setting(&self.conn, name, value)
     }
 
     /// Deletes messages from before `cutoff` (seconds since the epoch) with their attachment
