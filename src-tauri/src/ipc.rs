@@ -2,14 +2,21 @@
 //! to `ui/src/bindings.ts` by tauri-specta. Shapes here are built from ward-client's types at the
 //! boundary, so the library's types never leak into the UI's contract.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use specta::Type;
 use tauri::{AppHandle, State};
 use tauri_specta::{collect_commands, collect_events, Event};
+use ward_client::client::{ChatSummary, Contact, ShownMessage, Verification};
+use ward_client::history::SearchHit;
+use ward_client::live_sync::{LiveSync, SharedClient};
 use ward_client::policy::{EffectiveSettings, NotificationLevel, PolicyError, SettingSource};
-use ward_client::{KeychainError, OpenError, OpenedProfile, StoreError};
+use ward_client::relay_client::RelayError;
+use ward_client::{
+    Client, ClientError, KeychainError, OpenError, OpenedProfile, ProfileDir, StoreError,
+};
 
 /// What the first screen shows: which Ward this is, and the state of the keychain and the store.
 #[derive(Debug, Clone, Serialize, Type, Event)]
@@ -29,6 +36,44 @@ pub struct AppStatus {
     pub settings: Vec<SettingView>,
     /// Minutes without input before the window hides its content; 0 never.
     pub idle_lock_minutes: u32,
+    /// What the enrollment screen starts with.
+    pub enrollment: EnrollmentDefaults,
+}
+
+/// What the enrollment screen starts with.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentDefaults {
+    /// The relay address to show.
+    pub relay_url: Option<String>,
+    /// Whether the organization set the relay, so it cannot be changed.
+    pub relay_locked: bool,
+    /// An invite code handed to this run (`scripts/run` does).
+    pub invite: Option<String>,
+}
+
+/// The signed-in clinician.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    /// Their name, as IT set it on the invite.
+    pub name: String,
+    /// Their role.
+    pub role: String,
+    /// The relay this device talks to.
+    pub relay_url: String,
+}
+
+impl AccountView {
+    /// The clinician `client` is signed in as.
+    pub fn of(client: &Client) -> Self {
+        let account = client.account();
+        AccountView {
+            name: account.name.clone(),
+            role: account.role.clone(),
+            relay_url: account.relay_url.clone(),
+        }
+    }
 }
 
 /// One setting in force, as the settings screen shows it.
@@ -137,6 +182,8 @@ pub enum ProfileStatus {
     Ready {
         /// The open store.
         store: StoreStatus,
+        /// The clinician, once this profile has enrolled.
+        account: Option<AccountView>,
     },
     /// The profile could not be opened; nothing was changed on disk.
     #[serde(rename_all = "camelCase")]
@@ -195,6 +242,70 @@ pub enum ErrorCode {
     NotReady,
     /// The organization's managed policy has a value Ward cannot use; only IT can fix it.
     PolicyInvalid,
+    /// The profile has not enrolled yet.
+    NotEnrolled,
+    /// The relay could not be reached; what was sent waits in the outbox.
+    RelayUnreachable,
+    /// The relay refused: a used or expired invite, a revoked device.
+    RelayRefused,
+    /// The relay's certificate is untrusted or does not match the organization's pin.
+    RelayUntrusted,
+    /// The organization's policy fixes the relay address.
+    ManagedRelay,
+    /// A member's key changed and policy blocks sending until it is verified.
+    KeyChangedUnverified,
+    /// A file is too large or of a kind the organization does not allow.
+    AttachmentRefused,
+    /// The contact or conversation does not exist.
+    NotFound,
+    /// What was asked cannot be done now; the message says why.
+    ActionFailed,
+}
+
+impl From<ClientError> for IpcError {
+    fn from(error: ClientError) -> Self {
+        if let ClientError::Open(open) = &error {
+            return IpcError::from(open);
+        }
+        let code = match &error {
+            ClientError::NotEnrolled => ErrorCode::NotEnrolled,
+            ClientError::Keychain(_) | ClientError::DeviceKeyMissing => ErrorCode::KeychainFailed,
+            ClientError::Relay(RelayError::Unreachable | RelayError::Busy) => {
+                ErrorCode::RelayUnreachable
+            }
+            ClientError::Relay(RelayError::Untrusted | RelayError::PinMismatch) => {
+                ErrorCode::RelayUntrusted
+            }
+            ClientError::Relay(RelayError::Refused { .. }) => ErrorCode::RelayRefused,
+            ClientError::ManagedRelay(_) => ErrorCode::ManagedRelay,
+            ClientError::ChangedKeyUnverified(_) => ErrorCode::KeyChangedUnverified,
+            ClientError::AttachmentTooLarge { .. } | ClientError::AttachmentTypeNotAllowed(_) => {
+                ErrorCode::AttachmentRefused
+            }
+            ClientError::UnknownName(_) | ClientError::UnknownMessage => ErrorCode::NotFound,
+            ClientError::Policy(_) => ErrorCode::PolicyInvalid,
+            ClientError::Store(_) | ClientError::Io(_) => ErrorCode::DiskFailed,
+            _ => ErrorCode::ActionFailed,
+        };
+        // ClientError's sentences are written for clinicians and never carry message content.
+        IpcError {
+            code,
+            message: sentence(&error.to_string()),
+        }
+    }
+}
+
+/// "the relay could not be reached" → "The relay could not be reached."
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
 }
 
 impl From<&OpenError> for IpcError {
@@ -246,6 +357,7 @@ impl ProfileStatus {
                     schema_version: profile.store.schema_version().unwrap_or_default(),
                     created: profile.created,
                 },
+                account: None,
             },
             Err(error) => ProfileStatus::Failed {
                 keychain_available: Some(!matches!(
@@ -262,8 +374,58 @@ impl ProfileStatus {
 pub struct ShellState {
     /// The status the UI was last told.
     pub status: Mutex<AppStatus>,
-    /// The open profile, once opening succeeded.
+    /// The profile folder.
+    pub profile_dir: Option<ProfileDir>,
+    /// The opened profile while it waits for enrollment.
     pub profile: Mutex<Option<OpenedProfile>>,
+    /// The signed-in client, shared with the sync loop.
+    pub client: SharedClient,
+    /// The sync loop, once the client is open.
+    pub live: Mutex<Option<LiveSync>>,
+    /// The conversation on screen, so its messages raise no notification while the window has
+    /// focus.
+    pub viewing: Mutex<Option<String>>,
+    /// Whether the window has the keyboard focus.
+    pub focused: AtomicBool,
+}
+
+impl ShellState {
+    /// The conversation the clinician is looking at right now, if the window has focus.
+    pub fn in_view(&self) -> Option<String> {
+        if !self.focused.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.viewing.lock().ok().and_then(|viewing| viewing.clone())
+    }
+
+    /// Runs `action` on the signed-in client.
+    fn with_client<T>(
+        &self,
+        action: impl FnOnce(&mut Client) -> Result<T, ClientError>,
+    ) -> Result<T, IpcError> {
+        let mut slot = self.client.lock().map_err(|_| not_ready())?;
+        let client = slot.as_mut().ok_or(IpcError {
+            code: ErrorCode::NotEnrolled,
+            message: "Ward is not set up on this computer yet.".to_owned(),
+        })?;
+        action(client).map_err(IpcError::from)
+    }
+
+    /// Asks the sync loop to go round now.
+    fn wake_sync(&self) {
+        if let Ok(live) = self.live.lock() {
+            if let Some(live) = live.as_ref() {
+                live.wake();
+            }
+        }
+    }
+}
+
+fn not_ready() -> IpcError {
+    IpcError {
+        code: ErrorCode::NotReady,
+        message: "Ward is still starting. Wait a moment.".to_owned(),
+    }
 }
 
 /// The current status of Ward: the first screen calls this, then follows `AppStatus` events.
@@ -280,6 +442,386 @@ pub fn app_status(state: State<'_, ShellState>) -> Result<AppStatus, IpcError> {
         })
 }
 
+/// A conversation in the list.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatView {
+    /// Id, hex.
+    pub id: String,
+    /// Name; a 1:1 chat is named after the other clinician.
+    pub name: String,
+    /// A care team's patient tag.
+    pub patient_tag: Option<String>,
+    /// Whether it is a 1:1 chat.
+    pub direct: bool,
+    /// Whether this device is still a member.
+    pub active: bool,
+    /// The members' names.
+    pub members: Vec<String>,
+    /// The members' user ids, in the order of `members`.
+    pub member_ids: Vec<String>,
+    /// Messages not read yet.
+    pub unread: u32,
+    /// When something last happened, seconds since the epoch.
+    pub last_activity: u32,
+}
+
+impl From<ChatSummary> for ChatView {
+    fn from(chat: ChatSummary) -> Self {
+        ChatView {
+            id: chat.id,
+            name: chat.name,
+            patient_tag: chat.patient_tag,
+            direct: chat.direct,
+            active: chat.active,
+            members: chat.members,
+            member_ids: chat.member_ids,
+            unread: chat.unread,
+            last_activity: seconds(chat.last_activity),
+        }
+    }
+}
+
+/// A message in the chat view.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    /// The sender's id for it, hex; unique within the conversation and sender.
+    pub client_id: String,
+    /// The sender's name.
+    pub sender: String,
+    /// The sender's user id, hex.
+    pub sender_id: String,
+    /// Whether this clinician sent it.
+    pub mine: bool,
+    /// `text` or `attachment`.
+    pub kind: String,
+    /// The text, or the attachment's file name.
+    pub text: String,
+    /// The attachment's size in bytes (the policy caps attachments far below 4 GB).
+    pub size: Option<u32>,
+    /// The attachment's media type.
+    pub media_type: Option<String>,
+    /// `sending`, `sent`, `delivered`, `read` or `received`.
+    pub status: String,
+    /// Whether the sender edited it.
+    pub edited: bool,
+    /// Whether the sender deleted it.
+    pub deleted: bool,
+    /// When this device stored it, seconds since the epoch.
+    pub at: u32,
+}
+
+impl From<ShownMessage> for MessageView {
+    fn from(message: ShownMessage) -> Self {
+        MessageView {
+            client_id: message.client_id,
+            sender: message.sender,
+            sender_id: message.sender_id,
+            mine: message.mine,
+            kind: message.kind,
+            text: message.text,
+            size: message
+                .size
+                .map(|size| u32::try_from(size).unwrap_or(u32::MAX)),
+            media_type: message.media_type,
+            status: message.status,
+            edited: message.edited,
+            deleted: message.deleted,
+            at: seconds(message.at),
+        }
+    }
+}
+
+/// A clinician in the directory.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactView {
+    /// User id, hex.
+    pub user: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Whether this is the signed-in clinician.
+    pub me: bool,
+    /// Whether their current key was verified.
+    pub verified: bool,
+    /// Whether their key changed and the new one is not verified.
+    pub key_changed: bool,
+}
+
+impl From<Contact> for ContactView {
+    fn from(contact: Contact) -> Self {
+        ContactView {
+            user: contact.user,
+            name: contact.name,
+            role: contact.role,
+            me: contact.me,
+            verified: contact.verified,
+            key_changed: contact.key_changed,
+        }
+    }
+}
+
+/// A contact's safety number and its QR code.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationView {
+    /// User id, hex.
+    pub user: String,
+    /// Name.
+    pub name: String,
+    /// 12 groups of 5 digits.
+    pub groups: Vec<String>,
+    /// The QR code's side, in modules.
+    pub qr_width: u32,
+    /// The QR code's modules row by row; true is dark.
+    pub qr_dark: Vec<bool>,
+    /// Whether the current key was verified.
+    pub verified: bool,
+    /// Whether the key changed and the new one is not verified.
+    pub key_changed: bool,
+}
+
+impl From<Verification> for VerificationView {
+    fn from(verification: Verification) -> Self {
+        VerificationView {
+            user: verification.user,
+            name: verification.name,
+            groups: verification.groups,
+            qr_width: u32::try_from(verification.qr_width).unwrap_or(0),
+            qr_dark: verification.qr_dark,
+            verified: verification.verified,
+            key_changed: verification.key_changed,
+        }
+    }
+}
+
+/// A search result.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHitView {
+    /// The conversation's id.
+    pub chat_id: String,
+    /// The conversation's name.
+    pub chat: String,
+    /// The care team's patient tag.
+    pub patient_tag: Option<String>,
+    /// The message's client id.
+    pub client_id: String,
+    /// The sender's name.
+    pub sender: String,
+    /// When, seconds since the epoch.
+    pub at: u32,
+    /// The text around the match; matched words sit between U+0001 and U+0002.
+    pub snippet: String,
+}
+
+impl From<SearchHit> for SearchHitView {
+    fn from(hit: SearchHit) -> Self {
+        SearchHitView {
+            chat_id: hit.chat_id,
+            chat: hit.chat,
+            patient_tag: hit.patient_tag,
+            client_id: hit.client_id,
+            sender: hit.sender,
+            at: seconds(hit.at),
+            snippet: hit.snippet,
+        }
+    }
+}
+
+/// Seconds since 1970 fit a u32 until 2106; TypeScript gets a plain number, not a BigInt.
+fn seconds(at: i64) -> u32 {
+    u32::try_from(at.max(0)).unwrap_or(u32::MAX)
+}
+
+/// The relay connection, as the banner and the outbox count show it.
+#[derive(Debug, Clone, Serialize, Deserialize, Type, Event)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionStatus {
+    /// Whether the relay answered the last attempt.
+    pub online: bool,
+    /// Messages waiting to be sent.
+    pub queued: u32,
+    /// A problem retrying will not fix, in words for the clinician.
+    pub problem: Option<String>,
+}
+
+/// Something in the history changed: the UI reads its lists again.
+#[derive(Debug, Clone, Serialize, Deserialize, Type, Event)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryChanged {
+    /// How many new messages arrived.
+    pub arrived: u32,
+}
+
+/// The clinician clicked a notification: show this conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, Type, Event)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenChatRequested {
+    /// The conversation's id.
+    pub chat_id: String,
+}
+
+/// Enrolls this profile with the relay: keys are made here and kept in the keychain.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn enroll(
+    app: AppHandle,
+    state: State<'_, ShellState>,
+    relay_url: String,
+    invite: String,
+) -> Result<AccountView, IpcError> {
+    let dir = state.profile_dir.clone().ok_or_else(not_ready)?;
+    let opened = state.profile.lock().map_err(|_| not_ready())?.take();
+    let client = Client::enroll_opened(&dir, opened, relay_url.trim(), invite.trim(), None)?;
+    let account = AccountView::of(&client);
+    crate::signed_in(&app, client);
+    Ok(account)
+}
+
+/// The conversations, most recent first.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn list_chats(state: State<'_, ShellState>) -> Result<Vec<ChatView>, IpcError> {
+    state.with_client(|client| Ok(client.chats()?.into_iter().map(ChatView::from).collect()))
+}
+
+/// The messages of one conversation, oldest first.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn chat_messages(
+    state: State<'_, ShellState>,
+    chat_id: String,
+) -> Result<Vec<MessageView>, IpcError> {
+    state.with_client(|client| {
+        Ok(client
+            .messages(&chat_id)?
+            .into_iter()
+            .map(MessageView::from)
+            .collect())
+    })
+}
+
+/// Records which conversation is on screen (`None`: none), and marks it read.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn view_chat(state: State<'_, ShellState>, chat_id: Option<String>) -> Result<(), IpcError> {
+    if let Ok(mut viewing) = state.viewing.lock() {
+        viewing.clone_from(&chat_id);
+    }
+    match chat_id {
+        Some(chat) => state.with_client(|client| client.mark_read(&chat).map(|_| ())),
+        None => Ok(()),
+    }
+}
+
+/// Sends a text. It is in the outbox when this returns, sent now or when the relay is back.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn send_text(
+    state: State<'_, ShellState>,
+    chat_id: String,
+    text: String,
+) -> Result<(), IpcError> {
+    let result = state.with_client(|client| client.send_text(&chat_id, &text).map(|_| ()));
+    state.wake_sync();
+    result
+}
+
+/// The directory, sorted by name.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn list_contacts(state: State<'_, ShellState>) -> Result<Vec<ContactView>, IpcError> {
+    state.with_client(|client| {
+        // A fresh directory when the relay answers; the saved one when it does not.
+        let _ = client.refresh_contacts();
+        Ok(client
+            .contacts()?
+            .into_iter()
+            .map(ContactView::from)
+            .collect())
+    })
+}
+
+/// The 1:1 conversation with a contact, started if there is none; returns its id.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn open_direct_chat(state: State<'_, ShellState>, user_id: String) -> Result<String, IpcError> {
+    let result = state.with_client(|client| Ok(hex_id(client.resolve_chat(&user_id)?.as_bytes())));
+    state.wake_sync();
+    result
+}
+
+/// Creates a care team; returns its id.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn create_team(
+    state: State<'_, ShellState>,
+    name: String,
+    member_ids: Vec<String>,
+    patient_tag: Option<String>,
+) -> Result<String, IpcError> {
+    let tag = patient_tag
+        .as_deref()
+        .map(str::trim)
+        .filter(|tag| !tag.is_empty());
+    let result = state.with_client(|client| {
+        Ok(hex_id(
+            client.create_chat(&name, &member_ids, tag)?.as_bytes(),
+        ))
+    });
+    state.wake_sync();
+    result
+}
+
+fn hex_id(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A contact's safety number and QR code.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn contact_verification(
+    state: State<'_, ShellState>,
+    user_id: String,
+) -> Result<VerificationView, IpcError> {
+    state.with_client(|client| Ok(client.verification(&user_id)?.into()))
+}
+
+/// Marks a contact's current key verified, after the clinician compared safety numbers.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn mark_verified(state: State<'_, ShellState>, user_id: String) -> Result<(), IpcError> {
+    state.with_client(|client| client.mark_verified(&user_id))
+}
+
+/// Full-text search over this device's history, optionally for one patient tag.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn search_messages(
+    state: State<'_, ShellState>,
+    query: String,
+    patient_tag: Option<String>,
+) -> Result<Vec<SearchHitView>, IpcError> {
+    state.with_client(|client| {
+        Ok(client
+            .search(&query, patient_tag.as_deref())?
+            .into_iter()
+            .map(SearchHitView::from)
+            .collect())
+    })
+}
+
+/// Tries the relay now instead of waiting for the next retry.
+#[tauri::command]
+#[specta::specta]
+pub fn retry_now(state: State<'_, ShellState>) {
+    state.wake_sync();
+}
+
 /// Starts Ward again, so a keychain that was unlocked or started meanwhile is picked up.
 #[tauri::command]
 #[specta::specta]
@@ -290,8 +832,28 @@ pub fn restart_app(app: AppHandle) {
 /// The typed command and event set, shared by the running app and the bindings export.
 pub fn bindings_builder() -> tauri_specta::Builder<tauri::Wry> {
     tauri_specta::Builder::<tauri::Wry>::new()
-        .commands(collect_commands![app_status, restart_app])
-        .events(collect_events![AppStatus])
+        .commands(collect_commands![
+            app_status,
+            restart_app,
+            enroll,
+            list_chats,
+            chat_messages,
+            view_chat,
+            send_text,
+            list_contacts,
+            open_direct_chat,
+            create_team,
+            contact_verification,
+            mark_verified,
+            search_messages,
+            retry_now
+        ])
+        .events(collect_events![
+            AppStatus,
+            ConnectionStatus,
+            HistoryChanged,
+            OpenChatRequested
+        ])
 }
 
 /// The TypeScript exporter with the header the committed bindings carry.

@@ -18,6 +18,10 @@ pub struct LaunchOptions {
     pub version: bool,
     /// Print the effective managed policy as JSON and exit.
     pub print_policy: bool,
+    /// The relay address the enrollment screen starts with (a managed policy's wins).
+    pub relay_url: Option<String>,
+    /// An invite code the enrollment screen starts with, as `scripts/run` hands out.
+    pub invite: Option<String>,
 }
 
 /// A command line Ward cannot run with.
@@ -35,6 +39,9 @@ Usage: ward-desktop [--data-dir DIR] [--content-protection on|off]
   --content-protection on|off  keep the window out of screenshots and screen sharing where the
                                OS supports it; on by default (environment: WARD_CONTENT_PROTECTION)
                                (a managed policy's screen_capture_protection wins)
+  --relay URL                  the relay address enrollment starts with (environment:
+                               WARD_RELAY_URL); a managed policy's relay_url wins
+  --invite CODE                the invite code enrollment starts with (environment: WARD_INVITE)
   --print-policy               print the effective managed policy as JSON, each value with its
                                source, and exit; exits 1 when the policy is invalid
   --help                       show this text
@@ -58,6 +65,8 @@ impl LaunchOptions {
             help: false,
             version: false,
             print_policy: false,
+            relay_url: env_text(&env, "WARD_RELAY_URL"),
+            invite: env_text(&env, "WARD_INVITE"),
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -78,6 +87,14 @@ impl LaunchOptions {
                             .ok_or_else(|| missing_value("--content-protection"))?;
                         options.content_protection = on_off(&value, "--content-protection")?;
                     }
+                    "--relay" => {
+                        let url = args.next().ok_or_else(|| missing_value("--relay"))?;
+                        options.relay_url = Some(url.to_string_lossy().into_owned());
+                    }
+                    "--invite" => {
+                        let code = args.next().ok_or_else(|| missing_value("--invite"))?;
+                        options.invite = Some(code.to_string_lossy().into_owned());
+                    }
                     "--help" | "-h" => options.help = true,
                     "--version" | "-V" => options.version = true,
                     "--print-policy" => options.print_policy = true,
@@ -89,6 +106,12 @@ impl LaunchOptions {
         }
         Ok(options)
     }
+}
+
+fn env_text(env: &impl Fn(&str) -> Option<OsString>, name: &str) -> Option<String> {
+    env(name)
+        .map(|value| value.to_string_lossy().trim().to_owned())
+        .filter(|value| !value.is_empty())
 }
 
 fn missing_value(flag: &str) -> UsageError {
@@ -160,6 +183,22 @@ mod tests {
         assert!(parse(&["--data-dri", "/tmp/x"], &[]).is_err());
         assert!(parse(&["--content-protection", "maybe"], &[]).is_err());
         assert!(parse(&[], &[("WARD_CONTENT_PROTECTION", "sometimes")]).is_err());
+    }
+
+    #[test]
+    fn enrollment_defaults_come_from_flags_or_the_environment() {
+        let options = parse(
+            &["--invite", "code-1"],
+            &[
+                ("WARD_RELAY_URL", "http://127.0.0.1:7443"),
+                ("WARD_INVITE", "code-0"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(options.relay_url.as_deref(), Some("http://127.0.0.1:7443"));
+        assert_eq!(options.invite.as_deref(), Some("code-1"));
+        assert_eq!(parse(&[], &[("WARD_INVITE", " ")]).unwrap().invite, None);
+        assert!(parse(&["--relay"], &[]).is_err());
     }
 
     #[test]

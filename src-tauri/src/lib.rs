@@ -7,15 +7,22 @@
 pub mod ipc;
 pub mod launch;
 
+pub mod notifications;
+
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use tauri::{Manager, WebviewUrl, WebviewWindowBuilder};
+use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder, WindowEvent};
 use tauri_specta::Event;
+use ward_client::live_sync::{LiveEvent, LiveSync};
 use ward_client::policy::{EffectiveSettings, Policy, SettingSource, UserSettings};
-use ward_client::{open_profile, ProfileDir};
+use ward_client::{open_profile, Client, ProfileDir};
 
-use crate::ipc::{AppStatus, ProfileStatus, ShellState};
+use crate::ipc::{
+    AccountView, AppStatus, ConnectionStatus, EnrollmentDefaults, HistoryChanged, IpcError,
+    ProfileStatus, ShellState,
+};
 use crate::launch::{LaunchOptions, USAGE};
 
 /// The product name shown in the window and on the first screen.
@@ -85,22 +92,48 @@ pub fn run() -> ExitCode {
         },
         settings: ipc::SettingView::list(&settings),
         idle_lock_minutes: settings.idle_lock_minutes.value,
+        enrollment: EnrollmentDefaults {
+            relay_locked: settings.relay_url.source == SettingSource::Policy,
+            relay_url: settings
+                .relay_url
+                .value
+                .clone()
+                .or_else(|| options.relay_url.clone()),
+            invite: options.invite.clone(),
+        },
     };
+    let notification_level = settings.notification_level.value;
     let result = tauri::Builder::default()
         .manage(ShellState {
             status: Mutex::new(initial),
+            profile_dir: Some(profile_dir.clone()),
             profile: Mutex::new(None),
+            client: Arc::new(Mutex::new(None)),
+            live: Mutex::new(None),
+            viewing: Mutex::new(None),
+            focused: AtomicBool::new(true),
         })
+        .manage(notifications::Notifier::new(notification_level))
         .invoke_handler(bindings.invoke_handler())
         .setup(move |app| {
             bindings.mount_events(app);
-            WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
-                .title(&title)
-                .inner_size(1100.0, 760.0)
-                .min_inner_size(640.0, 480.0)
-                .content_protected(content_protection)
-                .incognito(ephemeral_webview())
-                .build()?;
+            let window =
+                WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
+                    .title(&title)
+                    .inner_size(1100.0, 760.0)
+                    .min_inner_size(640.0, 480.0)
+                    .content_protected(content_protection)
+                    .incognito(ephemeral_webview())
+                    .build()?;
+            let handle = app.handle().clone();
+            window.on_window_event(move |event| {
+                if let WindowEvent::Focused(focused) = event {
+                    handle
+                        .state::<ShellState>()
+                        .focused
+                        .store(*focused, Ordering::Relaxed);
+                }
+            });
             if !stopped {
                 let handle = app.handle().clone();
                 // The keychain may prompt or wait on D-Bus; the window must not freeze meanwhile.
@@ -169,25 +202,127 @@ fn profile_dir(options: &LaunchOptions) -> Option<ProfileDir> {
     }
 }
 
-fn open_and_report(app: &tauri::AppHandle, dir: &ProfileDir) {
+fn open_and_report(app: &AppHandle, dir: &ProfileDir) {
     let outcome = open_profile(dir);
     if let Err(error) = &outcome {
         // The code and the cause name no secret and no patient; they are what IT needs.
         eprintln!("ward-desktop: profile not opened: {error}");
     }
-    let profile_status = ProfileStatus::from_outcome(&outcome);
+    let mut profile_status = ProfileStatus::from_outcome(&outcome);
     let state = app.state::<ShellState>();
-    if let (Ok(profile), Ok(mut slot)) = (outcome, state.profile.lock()) {
-        *slot = Some(profile);
+    if let Ok(profile) = outcome {
+        match Client::is_enrolled(&profile.store) {
+            Ok(true) => match Client::resume(dir, profile, None) {
+                Ok(client) => {
+                    if let ProfileStatus::Ready { account, .. } = &mut profile_status {
+                        *account = Some(AccountView::of(&client));
+                    }
+                    set_profile_status(app, profile_status);
+                    start_live_sync(app, client);
+                    return;
+                }
+                Err(error) => {
+                    eprintln!("ward-desktop: profile not opened: {error}");
+                    profile_status = ProfileStatus::Failed {
+                        error: IpcError::from(error),
+                        keychain_available: Some(true),
+                    };
+                }
+            },
+            Ok(false) => {
+                if let Ok(mut slot) = state.profile.lock() {
+                    *slot = Some(profile);
+                }
+            }
+            Err(error) => {
+                profile_status = ProfileStatus::Failed {
+                    error: IpcError::from(error),
+                    keychain_available: Some(true),
+                };
+            }
+        }
     }
+    set_profile_status(app, profile_status);
+}
+
+fn set_profile_status(app: &AppHandle, profile: ProfileStatus) {
+    let state = app.state::<ShellState>();
     let status = match state.status.lock() {
         Ok(mut status) => {
-            status.profile = profile_status;
+            status.profile = profile;
             status.clone()
         }
         Err(_) => return,
     };
     if let Err(error) = status.emit(app) {
+        eprintln!("ward-desktop: could not notify the window: {error}");
+    }
+}
+
+/// The profile has just enrolled: the status shows the clinician, and syncing starts.
+pub(crate) fn signed_in(app: &AppHandle, client: Client) {
+    let account = AccountView::of(&client);
+    let state = app.state::<ShellState>();
+    let profile = state
+        .status
+        .lock()
+        .ok()
+        .map(|status| status.profile.clone());
+    if let Some(ProfileStatus::Ready { store, .. }) = profile {
+        set_profile_status(
+            app,
+            ProfileStatus::Ready {
+                store,
+                account: Some(account),
+            },
+        );
+    }
+    start_live_sync(app, client);
+}
+
+/// Shares the client with the commands and starts the loop that keeps it in step with the relay;
+/// its events become UI events and notifications.
+fn start_live_sync(app: &AppHandle, client: Client) {
+    let state = app.state::<ShellState>();
+    if let Ok(mut slot) = state.client.lock() {
+        *slot = Some(client);
+    }
+    let handle = app.clone();
+    let live = LiveSync::start(Arc::clone(&state.client), move |event| {
+        report_live_event(&handle, event);
+    });
+    let stored = state.live.lock().map(|mut slot| *slot = Some(live));
+    if stored.is_err() {
+        eprintln!("ward-desktop: the sync loop could not be kept");
+    }
+}
+
+fn report_live_event(app: &AppHandle, event: LiveEvent) {
+    let emitted = match event {
+        LiveEvent::Connection { online, queued } => ConnectionStatus {
+            online,
+            queued: u32::try_from(queued).unwrap_or(u32::MAX),
+            problem: None,
+        }
+        .emit(app),
+        LiveEvent::Failed(problem) => ConnectionStatus {
+            online: false,
+            queued: 0,
+            problem: Some(problem),
+        }
+        .emit(app),
+        LiveEvent::Arrived(messages) => {
+            let in_view = app.state::<ShellState>().in_view();
+            app.state::<notifications::Notifier>()
+                .announce(app, &messages, in_view.as_deref());
+            HistoryChanged {
+                arrived: u32::try_from(messages.len()).unwrap_or(u32::MAX),
+            }
+            .emit(app)
+        }
+        LiveEvent::HistoryChanged => HistoryChanged { arrived: 0 }.emit(app),
+    };
+    if let Err(error) = emitted {
         eprintln!("ward-desktop: could not notify the window: {error}");
     }
 }

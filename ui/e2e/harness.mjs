@@ -42,12 +42,18 @@ export function makeHome(name) {
  * serves the Secret Service; without it, the bus has no service directories, so nothing can
  * provide one.
  */
-export async function startDriver({ home, port, keyring }) {
+export async function startDriver({ home, port, keyring, notifications = false }) {
   const busFile = join(home.root, "bus-address");
   const unlock = keyring
     ? `"${join(repoRoot, "scripts/start-test-keyring")}" ward-e2e && `
     : "";
-  const inner = `${unlock}echo "$DBUS_SESSION_BUS_ADDRESS" > "${busFile}"; exec tauri-driver --port ${port} --native-port ${port + 1}`;
+  // A real notification daemon on the same bus, and a recording of every Notify call made to it.
+  const notify = notifications
+    ? `dunst -config /dev/null >"${join(home.root, "dunst.log")}" 2>&1 & ` +
+      `dbus-monitor "interface=org.freedesktop.Notifications,member=Notify" >"${notificationLog(home)}" 2>&1 & ` +
+      `for i in $(seq 50); do dbus-send --session --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications | grep -q true && break; sleep 0.1; done; `
+    : "";
+  const inner = `${unlock}${notify}echo "$DBUS_SESSION_BUS_ADDRESS" > "${busFile}"; exec tauri-driver --port ${port} --native-port ${port + 1}`;
   const session = keyring
     ? ["--", "bash", "-c", inner]
     : [`--config-file=${join(repoRoot, "scripts/dbus-session-without-services.conf")}`, "--", "bash", "-c", inner];
@@ -86,7 +92,7 @@ export async function startDriver({ home, port, keyring }) {
 }
 
 /** A WebDriver session on the real app, with the profile in `dataDir`. */
-export function openApp({ port, dataDir }) {
+export function openApp({ port, dataDir, args = [] }) {
   return remote({
     hostname: "127.0.0.1",
     port,
@@ -94,7 +100,7 @@ export function openApp({ port, dataDir }) {
     connectionRetryCount: 0,
     capabilities: {
       "wdio:enforceWebDriverClassic": true,
-      "tauri:options": { application: app, args: ["--data-dir", dataDir] },
+      "tauri:options": { application: app, args: ["--data-dir", dataDir, ...args] },
     },
   });
 }
@@ -177,4 +183,63 @@ export function keychainSecret(busAddress, username) {
     ["lookup", "service", "org.ward.desktop", "username", username],
     { env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: busAddress } },
   );
+}
+
+/** Where `startDriver({ notifications: true })` records the Notify calls on the session bus. */
+export function notificationLog(home) {
+  return join(home.root, "notify-calls.log");
+}
+
+/** A real relay process on loopback with its embedded SQLite in a fresh folder. */
+export async function startRelay(port) {
+  const dataDir = mkdtempSync(join(tmpdir(), "ward-e2e-relay-"));
+  const relay = process.env.WARD_RELAY ?? join(repoRoot, "target/debug/ward-relay");
+  const log = openSync(join(artifacts, `relay-${port}.log`), "w");
+  const child = spawn(relay, ["--data-dir", dataDir, "serve", "--listen", `127.0.0.1:${port}`], {
+    stdio: ["ignore", log, log],
+  });
+  closeSync(log);
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    if (child.exitCode !== null) throw new Error(`the relay exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (attempt === 99) throw new Error("the relay did not start within 20 s");
+    await sleep(200);
+  }
+  return {
+    url,
+    dataDir,
+    invite(name, role) {
+      return execFileSync(relay, ["--data-dir", dataDir, "invite", "create", "--name", name, "--role", role])
+        .toString()
+        .trim();
+    },
+    stop() {
+      child.kill("SIGTERM");
+    },
+  };
+}
+
+/** How many times `needle` occurs in the files under each of `dirs`, file by file. */
+export function occurrences(dirs, needle) {
+  const found = [];
+  const bytes = Buffer.from(needle);
+  for (const dir of dirs) {
+    for (const file of filesUnder(dir)) {
+      let content;
+      try {
+        content = readFileSync(file);
+      } catch {
+        continue;
+      }
+      let count = 0;
+      for (let at = content.indexOf(bytes); at >= 0; at = content.indexOf(bytes, at + 1)) count += 1;
+      if (count > 0) found.push(`${file}: ${count}`);
+    }
+  }
+  return found;
 }

@@ -46,6 +46,7 @@ function status(profile: ProfileStatus): AppStatus {
       { key: "idle_lock_minutes", value: "Never", managed: false },
     ],
     idleLockMinutes: 0,
+    enrollment: { relayUrl: "https://ward.hospital.example", relayLocked: true, invite: null },
   };
 }
 

@@ -1,6 +1,8 @@
 import type { AppStatus, ErrorCode, IpcError, SettingView, StoreStatus } from "./bindings";
 import { commands } from "./bindings";
+import { Enrollment } from "./enrollment";
 import { IdleLock } from "./idleLock";
+import { Messenger } from "./messenger";
 import { useAppStatus } from "./status";
 
 export function App() {
@@ -33,7 +35,11 @@ function StatusScreen({ status }: { status: AppStatus }) {
         />
       );
     case "ready":
-      return <ReadyScreen status={status} store={profile.store} />;
+      return profile.account ? (
+        <Messenger status={status} account={profile.account} settings={<SettingsList settings={status.settings} />} />
+      ) : (
+        <ReadyScreen status={status} store={profile.store} />
+      );
   }
 }
 
@@ -88,6 +94,7 @@ function ReadyScreen({ status, store }: { status: AppStatus; store: StoreStatus 
           </div>
         </li>
       </ul>
+      <Enrollment defaults={status.enrollment} />
       <p className="detail" data-testid="data-dir">
         Profile folder: <code>{status.dataDir}</code>
       </p>
@@ -159,6 +166,24 @@ export function failureTitle(code: ErrorCode): string {
       return "Ward is still starting";
     case "policy_invalid":
       return "Your organization's settings need fixing";
+    case "not_enrolled":
+      return "Ward is not set up yet";
+    case "relay_unreachable":
+      return "Can't reach the hospital relay";
+    case "relay_refused":
+      return "The relay refused";
+    case "relay_untrusted":
+      return "The relay's identity could not be confirmed";
+    case "managed_relay":
+      return "Relay set by your organization";
+    case "key_changed_unverified":
+      return "A security key changed";
+    case "attachment_refused":
+      return "File not allowed";
+    case "not_found":
+      return "Not found";
+    case "action_failed":
+      return "That did not work";
   }
 }
 
@@ -172,11 +197,20 @@ export function canTryAgain(code: ErrorCode): boolean {
     case "history_key_missing":
     case "disk_failed":
     case "not_ready":
+    case "relay_unreachable":
+    case "action_failed":
       return true;
     case "history_key_rejected":
     case "history_damaged":
     case "history_too_new":
     case "policy_invalid":
+    case "not_enrolled":
+    case "relay_refused":
+    case "relay_untrusted":
+    case "managed_relay":
+    case "key_changed_unverified":
+    case "attachment_refused":
+    case "not_found":
       return false;
   }
 }

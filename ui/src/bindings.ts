@@ -11,14 +11,51 @@ export const commands = {
 	appStatus: () => typedError<AppStatus_Serialize, IpcError>(__TAURI_INVOKE("app_status")),
 	/**  Starts Ward again, so a keychain that was unlocked or started meanwhile is picked up. */
 	restartApp: () => __TAURI_INVOKE<void>("restart_app"),
+	/**  Enrolls this profile with the relay: keys are made here and kept in the keychain. */
+	enroll: (relayUrl: string, invite: string) => typedError<AccountView, IpcError>(__TAURI_INVOKE("enroll", { relayUrl, invite })),
+	/**  The conversations, most recent first. */
+	listChats: () => typedError<ChatView_Serialize[], IpcError>(__TAURI_INVOKE("list_chats")),
+	/**  The messages of one conversation, oldest first. */
+	chatMessages: (chatId: string) => typedError<MessageView_Serialize[], IpcError>(__TAURI_INVOKE("chat_messages", { chatId })),
+	/**  Records which conversation is on screen (`None`: none), and marks it read. */
+	viewChat: (chatId: string | null) => typedError<null, IpcError>(__TAURI_INVOKE("view_chat", { chatId })),
+	/**  Sends a text. It is in the outbox when this returns, sent now or when the relay is back. */
+	sendText: (chatId: string, text: string) => typedError<null, IpcError>(__TAURI_INVOKE("send_text", { chatId, text })),
+	/**  The directory, sorted by name. */
+	listContacts: () => typedError<ContactView[], IpcError>(__TAURI_INVOKE("list_contacts")),
+	/**  The 1:1 conversation with a contact, started if there is none; returns its id. */
+	openDirectChat: (userId: string) => typedError<string, IpcError>(__TAURI_INVOKE("open_direct_chat", { userId })),
+	/**  Creates a care team; returns its id. */
+	createTeam: (name: string, memberIds: string[], patientTag: string | null) => typedError<string, IpcError>(__TAURI_INVOKE("create_team", { name, memberIds, patientTag })),
+	/**  A contact's safety number and QR code. */
+	contactVerification: (userId: string) => typedError<VerificationView, IpcError>(__TAURI_INVOKE("contact_verification", { userId })),
+	/**  Marks a contact's current key verified, after the clinician compared safety numbers. */
+	markVerified: (userId: string) => typedError<null, IpcError>(__TAURI_INVOKE("mark_verified", { userId })),
+	/**  Full-text search over this device's history, optionally for one patient tag. */
+	searchMessages: (query: string, patientTag: string | null) => typedError<SearchHitView_Serialize[], IpcError>(__TAURI_INVOKE("search_messages", { query, patientTag })),
+	/**  Tries the relay now instead of waiting for the next retry. */
+	retryNow: () => __TAURI_INVOKE<void>("retry_now"),
 };
 
 /** Events */
 export const events = {
 	appStatus: makeEvent<AppStatus_Serialize, AppStatus_Deserialize>("app-status"),
+	connectionStatus: makeEvent<ConnectionStatus_Serialize, ConnectionStatus_Deserialize>("connection-status"),
+	historyChanged: makeEvent<HistoryChanged, HistoryChanged>("history-changed"),
+	openChatRequested: makeEvent<OpenChatRequested, OpenChatRequested>("open-chat-requested"),
 };
 
 /* Types */
+/**  The signed-in clinician. */
+export type AccountView = {
+	/**  Their name, as IT set it on the invite. */
+	name: string,
+	/**  Their role. */
+	role: string,
+	/**  The relay this device talks to. */
+	relayUrl: string,
+};
+
 /**  What the first screen shows: which Ward this is, and the state of the keychain and the store. */
 export type AppStatus = AppStatus_Serialize | AppStatus_Deserialize;
 
@@ -38,6 +75,8 @@ export type AppStatus_Deserialize = {
 	settings: SettingView[],
 	/**  Minutes without input before the window hides its content; 0 never. */
 	idleLockMinutes: number,
+	/**  What the enrollment screen starts with. */
+	enrollment: EnrollmentDefaults_Deserialize,
 };
 
 /**  What the first screen shows: which Ward this is, and the state of the keychain and the store. */
@@ -56,6 +95,117 @@ export type AppStatus_Serialize = {
 	settings: SettingView[],
 	/**  Minutes without input before the window hides its content; 0 never. */
 	idleLockMinutes: number,
+	/**  What the enrollment screen starts with. */
+	enrollment: EnrollmentDefaults_Serialize,
+};
+
+/**  A conversation in the list. */
+export type ChatView = ChatView_Serialize | ChatView_Deserialize;
+
+/**  A conversation in the list. */
+export type ChatView_Deserialize = {
+	/**  Id, hex. */
+	id: string,
+	/**  Name; a 1:1 chat is named after the other clinician. */
+	name: string,
+	/**  A care team's patient tag. */
+	patientTag?: string | null,
+	/**  Whether it is a 1:1 chat. */
+	direct: boolean,
+	/**  Whether this device is still a member. */
+	active: boolean,
+	/**  The members' names. */
+	members: string[],
+	/**  The members' user ids, in the order of `members`. */
+	memberIds: string[],
+	/**  Messages not read yet. */
+	unread: number,
+	/**  When something last happened, seconds since the epoch. */
+	lastActivity: number,
+};
+
+/**  A conversation in the list. */
+export type ChatView_Serialize = {
+	/**  Id, hex. */
+	id: string,
+	/**  Name; a 1:1 chat is named after the other clinician. */
+	name: string,
+	/**  A care team's patient tag. */
+	patientTag: string | null,
+	/**  Whether it is a 1:1 chat. */
+	direct: boolean,
+	/**  Whether this device is still a member. */
+	active: boolean,
+	/**  The members' names. */
+	members: string[],
+	/**  The members' user ids, in the order of `members`. */
+	memberIds: string[],
+	/**  Messages not read yet. */
+	unread: number,
+	/**  When something last happened, seconds since the epoch. */
+	lastActivity: number,
+};
+
+/**  The relay connection, as the banner and the outbox count show it. */
+export type ConnectionStatus = ConnectionStatus_Serialize | ConnectionStatus_Deserialize;
+
+/**  The relay connection, as the banner and the outbox count show it. */
+export type ConnectionStatus_Deserialize = {
+	/**  Whether the relay answered the last attempt. */
+	online: boolean,
+	/**  Messages waiting to be sent. */
+	queued: number,
+	/**  A problem retrying will not fix, in words for the clinician. */
+	problem?: string | null,
+};
+
+/**  The relay connection, as the banner and the outbox count show it. */
+export type ConnectionStatus_Serialize = {
+	/**  Whether the relay answered the last attempt. */
+	online: boolean,
+	/**  Messages waiting to be sent. */
+	queued: number,
+	/**  A problem retrying will not fix, in words for the clinician. */
+	problem: string | null,
+};
+
+/**  A clinician in the directory. */
+export type ContactView = {
+	/**  User id, hex. */
+	user: string,
+	/**  Name. */
+	name: string,
+	/**  Role. */
+	role: string,
+	/**  Whether this is the signed-in clinician. */
+	me: boolean,
+	/**  Whether their current key was verified. */
+	verified: boolean,
+	/**  Whether their key changed and the new one is not verified. */
+	keyChanged: boolean,
+};
+
+/**  What the enrollment screen starts with. */
+export type EnrollmentDefaults = EnrollmentDefaults_Serialize | EnrollmentDefaults_Deserialize;
+
+/**  What the enrollment screen starts with. */
+export type EnrollmentDefaults_Deserialize = {
+	/**  The relay address to show. */
+	relayUrl?: string | null,
+	/**  Whether the organization set the relay, so it cannot be changed. */
+	relayLocked: boolean,
+	/**  An invite code handed to this run (`scripts/run` does). */
+	invite?: string | null,
+};
+
+/**  What the enrollment screen starts with. */
+export type EnrollmentDefaults_Serialize = {
+	/**  The relay address to show. */
+	relayUrl: string | null,
+	/**  Whether the organization set the relay, so it cannot be changed. */
+	relayLocked: boolean,
+	/**  An invite code handed to this run (`scripts/run` does). */
+	invite: string | null,
 };
 
 /**  Every failure the UI can tell apart. */
@@ -81,7 +231,31 @@ export type ErrorCode =
 /**  The profile is still opening; try again when the status event arrives. */
 "not_ready" | 
 /**  The organization's managed policy has a value Ward cannot use; only IT can fix it. */
-"policy_invalid";
+"policy_invalid" | 
+/**  The profile has not enrolled yet. */
+"not_enrolled" | 
+/**  The relay could not be reached; what was sent waits in the outbox. */
+"relay_unreachable" | 
+/**  The relay refused: a used or expired invite, a revoked device. */
+"relay_refused" | 
+/**  The relay's certificate is untrusted or does not match the organization's pin. */
+"relay_untrusted" | 
+/**  The organization's policy fixes the relay address. */
+"managed_relay" | 
+/**  A member's key changed and policy blocks sending until it is verified. */
+"key_changed_unverified" | 
+/**  A file is too large or of a kind the organization does not allow. */
+"attachment_refused" | 
+/**  The contact or conversation does not exist. */
+"not_found" | 
+/**  What was asked cannot be done now; the message says why. */
+"action_failed";
+
+/**  Something in the history changed: the UI reads its lists again. */
+export type HistoryChanged = {
+	/**  How many new messages arrived. */
+	arrived: number,
+};
 
 /**  An error as the UI sees it: a stable code to branch on and a message for the clinician. */
 export type IpcError = {
@@ -89,6 +263,71 @@ export type IpcError = {
 	code: ErrorCode,
 	/**  What went wrong and what to do, in words for a clinician. */
 	message: string,
+};
+
+/**  A message in the chat view. */
+export type MessageView = MessageView_Serialize | MessageView_Deserialize;
+
+/**  A message in the chat view. */
+export type MessageView_Deserialize = {
+	/**  The sender's id for it, hex; unique within the conversation and sender. */
+	clientId: string,
+	/**  The sender's name. */
+	sender: string,
+	/**  The sender's user id, hex. */
+	senderId: string,
+	/**  Whether this clinician sent it. */
+	mine: boolean,
+	/**  `text` or `attachment`. */
+	kind: string,
+	/**  The text, or the attachment's file name. */
+	text: string,
+	/**  The attachment's size in bytes (the policy caps attachments far below 4 GB). */
+	size?: number | null,
+	/**  The attachment's media type. */
+	mediaType?: string | null,
+	/**  `sending`, `sent`, `delivered`, `read` or `received`. */
+	status: string,
+	/**  Whether the sender edited it. */
+	edited: boolean,
+	/**  Whether the sender deleted it. */
+	deleted: boolean,
+	/**  When this device stored it, seconds since the epoch. */
+	at: number,
+};
+
+/**  A message in the chat view. */
+export type MessageView_Serialize = {
+	/**  The sender's id for it, hex; unique within the conversation and sender. */
+	clientId: string,
+	/**  The sender's name. */
+	sender: string,
+	/**  The sender's user id, hex. */
+	senderId: string,
+	/**  Whether this clinician sent it. */
+	mine: boolean,
+	/**  `text` or `attachment`. */
+	kind: string,
+	/**  The text, or the attachment's file name. */
+	text: string,
+	/**  The attachment's size in bytes (the policy caps attachments far below 4 GB). */
+	size: number | null,
+	/**  The attachment's media type. */
+	mediaType: string | null,
+	/**  `sending`, `sent`, `delivered`, `read` or `received`. */
+	status: string,
+	/**  Whether the sender edited it. */
+	edited: boolean,
+	/**  Whether the sender deleted it. */
+	deleted: boolean,
+	/**  When this device stored it, seconds since the epoch. */
+	at: number,
+};
+
+/**  The clinician clicked a notification: show this conversation. */
+export type OpenChatRequested = {
+	/**  The conversation's id. */
+	chatId: string,
 };
 
 /**  How far opening the profile has come. */
@@ -101,7 +340,9 @@ export type ProfileStatus_Deserialize =
 /**  The keychain answered and the encrypted store is open. */
 { state: "ready"; 
 /**  The open store. */
-store: StoreStatus } | 
+store: StoreStatus; 
+/**  The clinician, once this profile has enrolled. */
+account?: AccountView | null } | 
 /**  The profile could not be opened; nothing was changed on disk. */
 { state: "failed"; 
 /**  What went wrong. */
@@ -116,13 +357,54 @@ export type ProfileStatus_Serialize =
 /**  The keychain answered and the encrypted store is open. */
 { state: "ready"; 
 /**  The open store. */
-store: StoreStatus } | 
+store: StoreStatus; 
+/**  The clinician, once this profile has enrolled. */
+account: AccountView | null } | 
 /**  The profile could not be opened; nothing was changed on disk. */
 { state: "failed"; 
 /**  What went wrong. */
 error: IpcError; 
 /**  Whether the keychain itself could be reached; `None` when Ward stopped before asking. */
 keychainAvailable: boolean | null };
+
+/**  A search result. */
+export type SearchHitView = SearchHitView_Serialize | SearchHitView_Deserialize;
+
+/**  A search result. */
+export type SearchHitView_Deserialize = {
+	/**  The conversation's id. */
+	chatId: string,
+	/**  The conversation's name. */
+	chat: string,
+	/**  The care team's patient tag. */
+	patientTag?: string | null,
+	/**  The message's client id. */
+	clientId: string,
+	/**  The sender's name. */
+	sender: string,
+	/**  When, seconds since the epoch. */
+	at: number,
+	/**  The text around the match; matched words sit between U+0001 and U+0002. */
+	snippet: string,
+};
+
+/**  A search result. */
+export type SearchHitView_Serialize = {
+	/**  The conversation's id. */
+	chatId: string,
+	/**  The conversation's name. */
+	chat: string,
+	/**  The care team's patient tag. */
+	patientTag: string | null,
+	/**  The message's client id. */
+	clientId: string,
+	/**  The sender's name. */
+	sender: string,
+	/**  When, seconds since the epoch. */
+	at: number,
+	/**  The text around the match; matched words sit between U+0001 and U+0002. */
+	snippet: string,
+};
 
 /**  One setting in force, as the settings screen shows it. */
 export type SettingView = {
@@ -142,6 +424,24 @@ export type StoreStatus = {
 	schemaVersion: number,
 	/**  Whether this start created it. */
 	created: boolean,
+};
+
+/**  A contact's safety number and its QR code. */
+export type VerificationView = {
+	/**  User id, hex. */
+	user: string,
+	/**  Name. */
+	name: string,
+	/**  12 groups of 5 digits. */
+	groups: string[],
+	/**  The QR code's side, in modules. */
+	qrWidth: number,
+	/**  The QR code's modules row by row; true is dark. */
+	qrDark: boolean[],
+	/**  Whether the current key was verified. */
+	verified: boolean,
+	/**  Whether the key changed and the new one is not verified. */
+	keyChanged: boolean,
 };
 
 /* Tauri Specta runtime */

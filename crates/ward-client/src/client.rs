@@ -27,9 +27,10 @@ use ward_proto::relay_api::{CommitRequest, Inbox, InboxEntry, MessageRequest};
 use ward_proto::{BlobId, ClientMessageId, DeviceId, GroupId, UserId, WireMessage};
 
 use crate::attachment_file::{decrypt_file, encrypt_file, AttachmentFileError};
+use crate::history::SearchHit;
 use crate::keychain::{Keychain, KeychainError};
 use crate::policy::{Policy, PolicyError};
-use crate::profile::{open_profile, OpenError, ProfileDir};
+use crate::profile::{open_profile, OpenError, OpenedProfile, ProfileDir};
 use crate::relay_client::{check_relay_url, RelayClient, RelayError};
 use crate::store::{Store, StoreError};
 
@@ -49,6 +50,8 @@ const MAX_INBOX_PAGES: usize = 10_000;
 const SENT_BATCH: usize = 200;
 /// How often one log entry may be refused before the device moves past it.
 const REFUSALS_BEFORE_SKIPPING: i64 = 3;
+/// The most search results shown at once.
+const SEARCH_LIMIT: usize = 200;
 /// Where received and sent attachment ciphertext is kept, inside the profile folder.
 const ATTACHMENT_FOLDER: &str = "attachments";
 
@@ -209,8 +212,35 @@ pub struct ShownMessage {
     pub edited: bool,
     /// Whether the sender deleted it.
     pub deleted: bool,
+    /// Whether this clinician sent it.
+    pub mine: bool,
+    /// When this device stored it, seconds since the epoch.
+    pub at: i64,
+    /// The attachment's media type, which picks its viewer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The store's row, which [`Client::mark_shown`] updates.
     #[serde(skip)]
-    row: i64,
+    pub(crate) row: i64,
+}
+
+/// A contact's safety number, as the verification screen shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verification {
+    /// User id, hex.
+    pub user: String,
+    /// Display name.
+    pub name: String,
+    /// The 60 digits in 12 groups of 5; both clinicians see the same.
+    pub groups: Vec<String>,
+    /// The QR code's side, in modules.
+    pub qr_width: usize,
+    /// The QR code's modules, row by row; true is dark.
+    pub qr_dark: Vec<bool>,
+    /// Whether the current key was marked verified.
+    pub verified: bool,
+    /// Whether the key changed since it was first seen and is not verified.
+    pub key_changed: bool,
 }
 
 /// A conversation in the list.
@@ -228,10 +258,16 @@ pub struct ChatSummary {
     pub active: bool,
     /// The members' names.
     pub members: Vec<String>,
+    /// The members' user ids, hex, in the order of `members`.
+    pub member_ids: Vec<String>,
     /// The MLS epoch this device is in.
     pub epoch: u64,
     /// The epoch authenticator, hex: members in the same state show the same value.
     pub epoch_authenticator: String,
+    /// Messages received and not yet read on this device.
+    pub unread: u32,
+    /// When something last happened in it, seconds since the epoch.
+    pub last_activity: i64,
 }
 
 /// What a sync did.
@@ -345,6 +381,18 @@ impl Client {
         invite: &str,
         relay_ca: Option<&str>,
     ) -> Result<Self> {
+        Self::enroll_opened(dir, None, relay_url, invite, relay_ca)
+    }
+
+    /// [`Client::enroll`] on a profile the caller has opened already (the desktop app opens it
+    /// at start, before the clinician has an invite); `None` opens it here.
+    pub fn enroll_opened(
+        dir: &ProfileDir,
+        opened: Option<OpenedProfile>,
+        relay_url: &str,
+        invite: &str,
+        relay_ca: Option<&str>,
+    ) -> Result<Self> {
         let policy = Policy::load_machine()?;
         let relay_url = check_relay_url(relay_url)?;
         if let Some(managed) = policy
@@ -354,7 +402,10 @@ impl Client {
         {
             return Err(ClientError::ManagedRelay(managed.clone()));
         }
-        let opened = open_profile(dir)?;
+        let opened = match opened {
+            Some(opened) => opened,
+            None => open_profile(dir)?,
+        };
         if read_account(opened.store.connection())?.is_some() {
             return Err(ClientError::AlreadyEnrolled);
         }
@@ -429,8 +480,21 @@ impl Client {
     /// address it enrolled with (a relay that moved, or a proxy IT puts in front of it).
     /// A relay the organization's policy names beats both.
     pub fn open_via(dir: &ProfileDir, relay_url: Option<&str>) -> Result<Self> {
+        Self::resume(dir, open_profile(dir)?, relay_url)
+    }
+
+    /// Whether the profile whose store is `store` has enrolled.
+    pub fn is_enrolled(store: &Store) -> Result<bool> {
+        Ok(read_account(store.connection())?.is_some())
+    }
+
+    /// [`Client::open_via`] on a profile the caller has opened already.
+    pub fn resume(
+        dir: &ProfileDir,
+        opened: OpenedProfile,
+        relay_url: Option<&str>,
+    ) -> Result<Self> {
         let policy = Policy::load_machine()?;
-        let opened = open_profile(dir)?;
         let mut account =
             read_account(opened.store.connection())?.ok_or(ClientError::NotEnrolled)?;
         if let Some(url) = relay_url {
@@ -621,7 +685,9 @@ impl Client {
             .store
             .connection()
             .query_row(
-                "SELECT user_id, name FROM contact WHERE name = ?1 COLLATE NOCASE LIMIT 1",
+                "SELECT user_id, name FROM contact
+                 WHERE name = ?1 COLLATE NOCASE OR hex(user_id) = upper(?1)
+                 ORDER BY hex(user_id) = upper(?1) DESC LIMIT 1",
                 params![name.trim()],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
@@ -673,7 +739,37 @@ impl Client {
 
     /// The safety number with the contact called `name`, in 12 groups of 5 digits.
     pub fn safety_number(&mut self, name: &str) -> Result<Vec<String>> {
-        let (user, _) = self.contact_by_name_refreshing(name)?;
+        let (_, number) = self.safety_number_with(name)?;
+        Ok(number.grouped().into_iter().map(str::to_owned).collect())
+    }
+
+    /// What the verification screen shows for the contact `name` (or user id in hex): the
+    /// safety number, its QR code, and whether it was verified.
+    pub fn verification(&mut self, name: &str) -> Result<Verification> {
+        let ((user, name), number) = self.safety_number_with(name)?;
+        let code = qrcode::QrCode::new(number.qr_payload())
+            .map_err(|_| ClientError::Conversation(ConversationError::Malformed))?;
+        let contact = self
+            .contacts()?
+            .into_iter()
+            .find(|contact| contact.user == hex::encode(user.as_bytes()));
+        Ok(Verification {
+            user: hex::encode(user.as_bytes()),
+            name,
+            groups: number.grouped().into_iter().map(str::to_owned).collect(),
+            qr_width: code.width(),
+            qr_dark: code
+                .to_colors()
+                .into_iter()
+                .map(|color| color == qrcode::Color::Dark)
+                .collect(),
+            verified: contact.as_ref().is_some_and(|contact| contact.verified),
+            key_changed: contact.is_some_and(|contact| contact.key_changed),
+        })
+    }
+
+    fn safety_number_with(&mut self, name: &str) -> Result<((UserId, String), SafetyNumber)> {
+        let (user, name) = self.contact_by_name_refreshing(name)?;
         let key: Vec<u8> = self.store.connection().query_row(
             "SELECT account_key FROM contact WHERE user_id = ?1",
             params![user.as_bytes().as_slice()],
@@ -690,7 +786,7 @@ impl Client {
                 key: &key,
             },
         );
-        Ok(number.grouped().into_iter().map(str::to_owned).collect())
+        Ok(((user, name), number))
     }
 
     /// Marks the contact's current account key as verified.
@@ -707,7 +803,10 @@ impl Client {
     pub fn chats(&self) -> Result<Vec<ChatSummary>> {
         let connection = self.store.connection();
         let mut statement = connection.prepare(
-            "SELECT group_id, name, patient_tag, direct, active FROM conversation
+            "SELECT group_id, name, patient_tag, direct, active, last_activity,
+                    (SELECT count(*) FROM message
+                     WHERE message.group_id = conversation.group_id AND unread = 1)
+             FROM conversation
              ORDER BY last_activity DESC, group_id",
         )?;
         let rows = statement.query_map([], |row| {
@@ -717,12 +816,14 @@ impl Client {
                 row.get::<_, Option<String>>(2)?,
                 row.get::<_, bool>(3)?,
                 row.get::<_, bool>(4)?,
+                row.get::<_, i64>(5)?,
+                row.get::<_, i64>(6)?,
             ))
         })?;
         let mut chats = Vec::new();
         for row in rows {
-            let (group, name, patient_tag, direct, active) = row?;
-            let members = self.member_names(&group)?;
+            let (group, name, patient_tag, direct, active, last_activity, unread) = row?;
+            let (members, member_ids) = self.member_names(&group)?;
             let state = id16(&group)
                 .map(|id| self.device.conversation(&GroupId(id)))
                 .transpose()?
@@ -739,20 +840,27 @@ impl Client {
                 direct,
                 active,
                 members,
+                member_ids,
+                unread: u32::try_from(unread).unwrap_or(u32::MAX),
+                last_activity,
             });
         }
         Ok(chats)
     }
 
-    fn member_names(&self, group: &[u8]) -> Result<Vec<String>> {
+    /// The members' names and user ids (hex), by name.
+    fn member_names(&self, group: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
         let connection = self.store.connection();
-        let mut statement = connection.prepare(
-            "SELECT coalesce(contact.name, hex(conversation_member.user_id))
+        let mut statement = connection.prepare_cached(
+            "SELECT coalesce(contact.name, hex(conversation_member.user_id)),
+                    lower(hex(conversation_member.user_id))
              FROM conversation_member LEFT JOIN contact USING (user_id)
-             WHERE group_id = ?1 ORDER BY 1",
+             WHERE group_id = ?1 ORDER BY 1, 2",
         )?;
-        let rows = statement.query_map(params![group], |row| row.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = statement.query_map(params![group], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().unzip())
     }
 
     /// The users in `group`, this clinician included.
@@ -811,6 +919,9 @@ impl Client {
     /// Finds the conversation `target` names: a care team by name, or the 1:1 chat with a contact,
     /// which is created when there is none yet.
     pub fn resolve_chat(&mut self, target: &str) -> Result<GroupId> {
+        if let Some(group) = self.chat_with_id(target)? {
+            return Ok(group);
+        }
         if let Some(group) = self.team_named(target)? {
             return Ok(group);
         }
@@ -832,6 +943,23 @@ impl Client {
             return Ok(group);
         }
         self.create(String::new(), None, &[user], true)
+    }
+
+    /// The conversation whose id is `target` in hex, as the app's list hands it back.
+    fn chat_with_id(&self, target: &str) -> Result<Option<GroupId>> {
+        let Some(id) = hex::decode(target.trim()).ok().as_deref().and_then(id16) else {
+            return Ok(None);
+        };
+        let found: Option<i64> = self
+            .store
+            .connection()
+            .query_row(
+                "SELECT 1 FROM conversation WHERE group_id = ?1",
+                params![id.as_slice()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(found.map(|_| GroupId(id)))
     }
 
     fn direct_chat_with(&self, user: &UserId) -> Result<Option<GroupId>> {
@@ -1356,7 +1484,8 @@ impl Client {
         let sql = format!(
             "SELECT message.id, message.group_id, conversation.name, conversation.direct,
                     message.sender_user, message.client_id, message.sequence, message.kind,
-                    message.body, message.status, message.edited, message.deleted, attachment.size
+                    message.body, message.status, message.edited, message.deleted, attachment.size,
+                    message.at, attachment.media_type
              FROM message JOIN conversation USING (group_id)
              LEFT JOIN attachment ON attachment.message_id = message.id
              {filter}"
@@ -1377,8 +1506,11 @@ impl Client {
                 row.get::<_, bool>(10)?,
                 row.get::<_, bool>(11)?,
                 row.get::<_, Option<i64>>(12)?,
+                row.get::<_, i64>(13)?,
+                row.get::<_, Option<String>>(14)?,
             ))
         })?;
+        let me = self.me().as_bytes().to_vec();
         let mut names: HashMap<(Vec<u8>, bool), String> = HashMap::new();
         let mut messages = Vec::new();
         for row in rows {
@@ -1396,6 +1528,8 @@ impl Client {
                 edited,
                 deleted,
                 size,
+                at,
+                media_type,
             ) = row?;
             let chat = match names.get(&(group.clone(), direct)) {
                 Some(name) => name.clone(),
@@ -1418,6 +1552,9 @@ impl Client {
                 status,
                 edited,
                 deleted,
+                mine: sender == me,
+                at,
+                media_type,
                 row,
             });
         }
@@ -1435,6 +1572,29 @@ impl Client {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Marks every message in `chat` read on this device; returns how many were unread.
+    pub fn mark_read(&mut self, chat: &str) -> Result<usize> {
+        let group = self
+            .chat_with_id(chat)?
+            .ok_or_else(|| ClientError::UnknownName(chat.to_owned()))?;
+        Ok(self.store.connection().execute(
+            "UPDATE message SET unread = 0 WHERE group_id = ?1 AND unread = 1",
+            params![group.as_bytes().as_slice()],
+        )?)
+    }
+
+    /// Finds messages whose text holds every word of `query` (each as a word prefix, so "pota"
+    /// finds "potassium"), newest first; `patient_tag` keeps only that patient's care teams.
+    pub fn search(&self, query: &str, patient_tag: Option<&str>) -> Result<Vec<SearchHit>> {
+        Ok(crate::history::search(
+            self.store.connection(),
+            self.me().as_bytes(),
+            query,
+            patient_tag,
+            SEARCH_LIMIT,
+        )?)
     }
 
     /// How many messages and changes wait in the outbox.
@@ -2299,10 +2459,10 @@ fn store_content(
     let insert = |id: &ClientMessageId, kind: &str, body: &str| -> Result<Option<i64>> {
         let inserted = tx.execute(
             "INSERT OR IGNORE INTO message (group_id, sender_user, sender_device, client_id,
-                                            sequence, kind, body, status, at)
+                                            sequence, kind, body, status, at, unread)
              VALUES (?1, ?2, ?3, ?4,
                      ?5 + (SELECT sequence_offset FROM conversation WHERE group_id = ?1),
-                     ?6, ?7, 'received', ?8)",
+                     ?6, ?7, 'received', ?8, ?9)",
             params![
                 group_bytes,
                 sender_user,
@@ -2311,7 +2471,9 @@ fn store_content(
                 sequence,
                 kind,
                 body,
-                now()
+                now(),
+                // What this clinician sent from another device is not news to them.
+                sender.user != me.user
             ],
         )?;
         Ok((inserted > 0).then(|| tx.last_insert_rowid()))

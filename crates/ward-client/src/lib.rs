@@ -10,7 +10,10 @@
 
 pub mod attachment_file;
 pub mod client;
+pub mod history;
 pub mod keychain;
+pub mod live_sync;
+pub mod notification;
 pub mod pinned_tls;
 pub mod policy;
 pub mod profile;

@@ -135,6 +135,25 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sent_log_by_age ON sent_log (sent_at);
     ALTER TABLE conversation ADD COLUMN resync INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE conversation ADD COLUMN sequence_offset INTEGER NOT NULL DEFAULT 0;",
+    // 5: unread messages, counted per conversation for the list; and a full-text index over
+    // message text. The index lives in this encrypted file like the messages it points at, and
+    // triggers keep it in step with every insert, edit, delete and retention sweep.
+    "ALTER TABLE message ADD COLUMN unread INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX message_unread ON message (group_id) WHERE unread = 1;
+    CREATE VIRTUAL TABLE message_search USING fts5(
+        body, content = 'message', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2'
+    );
+    INSERT INTO message_search (rowid, body) SELECT id, body FROM message WHERE kind = 'text';
+    CREATE TRIGGER message_search_insert AFTER INSERT ON message WHEN new.kind = 'text' BEGIN
+        INSERT INTO message_search (rowid, body) VALUES (new.id, new.body);
+    END;
+    CREATE TRIGGER message_search_delete AFTER DELETE ON message WHEN old.kind = 'text' BEGIN
+        INSERT INTO message_search (message_search, rowid, body) VALUES ('delete', old.id, old.body);
+    END;
+    CREATE TRIGGER message_search_update AFTER UPDATE OF body ON message WHEN old.kind = 'text' BEGIN
+        INSERT INTO message_search (message_search, rowid, body) VALUES ('delete', old.id, old.body);
+        INSERT INTO message_search (rowid, body) VALUES (new.id, new.body);
+    END;",
 ];
 
 /// Saves a device setting on `connection`, which may be a transaction that must include it.

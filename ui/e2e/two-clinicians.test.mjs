@@ -1,0 +1,164 @@
+// Two real app instances, each with its own keychain, D-Bus session and notification daemon,
+// enroll with a real relay process, chat both ways, compare safety numbers and search. The
+// messages carry a sentinel that must never reach a notification or any file in clear.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  artifacts,
+  makeHome,
+  notificationLog,
+  occurrences,
+  openApp,
+  repoRoot,
+  screenshot,
+  startDriver,
+  startRelay,
+} from "./harness.mjs";
+
+const SENTINEL = "SENTINEL7Q4Z";
+const screenshots = join(repoRoot, "docs/screenshots");
+
+async function shoot(browser, name) {
+  await screenshot(browser, name);
+  if (process.env.WARD_SAVE_SCREENSHOTS === "1") {
+    mkdirSync(screenshots, { recursive: true });
+    copyFileSync(join(artifacts, name), join(screenshots, name));
+  }
+}
+
+async function enroll(browser, { relayUrl, invite }) {
+  await browser.$('[data-testid="enrollment"]').waitForExist({ timeout: 30000 });
+  if (relayUrl !== undefined) {
+    await browser.$("#relay-url").setValue(relayUrl);
+    await browser.$("#invite-code").setValue(invite);
+  }
+  await browser.$('[data-testid="enroll-submit"]').click();
+  await browser.$('[data-testid="messenger"]').waitForExist({ timeout: 30000 });
+}
+
+async function send(browser, text) {
+  const composer = browser.$('[data-testid="composer"]');
+  await composer.waitForExist({ timeout: 10000 });
+  await composer.setValue(text);
+  await browser.keys("Enter");
+  await browser.waitUntil(async () => (await composer.getValue()) === "", {
+    timeout: 15000,
+    timeoutMsg: "the composer was not cleared after Enter",
+  });
+}
+
+async function messageTexts(browser) {
+  return browser.$$('[data-testid="message-text"]').map((element) => element.getText());
+}
+
+async function waitForText(browser, text) {
+  await browser.waitUntil(async () => (await messageTexts(browser)).includes(text), {
+    timeout: 30000,
+    timeoutMsg: `"${text}" did not appear`,
+  });
+}
+
+test("two clinicians enroll, chat both ways, verify each other, search; no PHI leaks", async () => {
+  const relay = await startRelay(47443);
+  const alice = makeHome("alice");
+  const bob = makeHome("bob");
+  const aliceDriver = await startDriver({ home: alice, port: 4444, keyring: true, notifications: true });
+  const bobDriver = await startDriver({ home: bob, port: 4454, keyring: true, notifications: true });
+  let a;
+  let b;
+  try {
+    const aliceInvite = relay.invite("Dr Alice Example", "physician");
+    const bobInvite = relay.invite("Bob Example", "nurse");
+    a = await openApp({ port: 4444, dataDir: alice.dataDir });
+    b = await openApp({ port: 4454, dataDir: bob.dataDir, args: ["--relay", relay.url, "--invite", bobInvite] });
+
+    // Alice types the relay and her invite; Bob's run hands his in, as scripts/run does.
+    await shoot(a, "enrollment.png");
+    await enroll(a, { relayUrl: relay.url, invite: aliceInvite });
+    assert.equal(await b.$("#invite-code").getValue(), bobInvite);
+    await enroll(b, {});
+    assert.equal(await a.$('[data-testid="account-name"]').getText(), "Dr Alice Example");
+    assert.equal(await b.$('[data-testid="account-name"]').getText(), "Bob Example");
+
+    // Alice finds Bob in the directory and starts a 1:1 chat.
+    await a.$('[data-testid="new-chat"]').click();
+    await a.$('[data-testid="directory-search"]').setValue("bob");
+    const entry = a.$('[data-testid="directory-entry"]');
+    await entry.waitForExist({ timeout: 15000 });
+    await shoot(a, "new-chat.png");
+    await entry.click();
+    await a.$('[data-testid="chat"]').waitForExist({ timeout: 30000 });
+    assert.equal(await a.$('[data-testid="chat-title"]').getText(), "Bob Example");
+    const first = `Bed 12 potassium ${SENTINEL} please review`;
+    await send(a, first);
+    await waitForText(a, first);
+
+    // Bob's list shows the conversation with one unread message; he opens it and replies.
+    const bobItem = b.$('[data-testid="chat-item"]');
+    await bobItem.waitForExist({ timeout: 30000 });
+    await b.waitUntil(async () => (await bobItem.getAttribute("data-unread")) === "1", {
+      timeout: 30000,
+      timeoutMsg: "Bob's conversation did not show 1 unread",
+    });
+    await shoot(b, "conversation-list.png");
+    await bobItem.click();
+    await waitForText(b, first);
+    await b.waitUntil(async () => (await bobItem.getAttribute("data-unread")) === "0", { timeout: 15000 });
+    const reply = `Reviewed ${SENTINEL}, repeat labs at 14:00`;
+    await send(b, reply);
+    await waitForText(b, reply);
+    await waitForText(a, reply);
+    await a.waitUntil(
+      async () => (await a.$$('[data-testid="message"]').map((m) => m.getAttribute("data-status"))).includes("sent"),
+      { timeout: 15000, timeoutMsg: "Alice's message never showed as sent" },
+    );
+    await shoot(a, "conversation.png");
+
+    // Both see the same safety number; Alice marks Bob verified.
+    await a.$('[data-testid="open-safety-number"]').click();
+    await b.$('[data-testid="open-safety-number"]').click();
+    const aliceNumber = a.$('[data-testid="safety-number"]');
+    const bobNumber = b.$('[data-testid="safety-number"]');
+    await aliceNumber.waitForExist({ timeout: 15000 });
+    await bobNumber.waitForExist({ timeout: 15000 });
+    const digits = (await aliceNumber.getText()).replace(/\s+/g, "");
+    assert.match(digits, /^\d{60}$/);
+    assert.equal((await bobNumber.getText()).replace(/\s+/g, ""), digits);
+    assert.ok(await a.$('[data-testid="safety-qr"]').isExisting());
+    await shoot(a, "safety-number.png");
+    await a.$('[data-testid="mark-verified"]').click();
+    await a.$('[data-testid="verified-state"]').waitForExist({ timeout: 10000 });
+
+    // Search finds the first message by a word prefix and jumps to it.
+    await a.$('[data-testid="open-search"]').click();
+    await a.$('[data-testid="search-query"]').setValue("potass");
+    const hit = a.$('[data-testid="search-hit"]');
+    await hit.waitForExist({ timeout: 10000 });
+    await shoot(a, "search.png");
+    await hit.click();
+    await a.$(".message.highlighted").waitForExist({ timeout: 10000 });
+
+    // Bob was not looking at the conversation when Alice's message came: he was notified, and
+    // the notification said nothing but "New secure message".
+    await sleep(500);
+    const bobCalls = readFileSync(notificationLog(bob), "utf8");
+    assert.match(bobCalls, /New secure message/);
+    assert.doesNotMatch(bobCalls, new RegExp(SENTINEL));
+    assert.doesNotMatch(bobCalls, /potassium|Bed 12/);
+    assert.doesNotMatch(readFileSync(notificationLog(alice), "utf8"), new RegExp(SENTINEL));
+  } finally {
+    await a?.deleteSession().catch(() => {});
+    await b?.deleteSession().catch(() => {});
+    aliceDriver.stop();
+    bobDriver.stop();
+    relay.stop();
+  }
+  // The sentinel is nowhere in clear: not in either profile (SQLCipher history, attachments),
+  // the webviews' data and cache folders, nor the relay's database.
+  await sleep(500);
+  const leaks = occurrences([alice.root, bob.root, relay.dataDir], SENTINEL);
+  assert.deepEqual(leaks, []);
+});

@@ -1,0 +1,67 @@
+// First run: the relay address (fixed when IT set it), the invite code, and one plain sentence
+// about what enrolling does.
+import { useState, type FormEvent } from "react";
+import { commands, type EnrollmentDefaults, type IpcError } from "./bindings";
+
+export function Enrollment({ defaults }: { defaults: EnrollmentDefaults }) {
+  const [relayUrl, setRelayUrl] = useState(defaults.relayUrl ?? "");
+  const [invite, setInvite] = useState(defaults.invite ?? "");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<IpcError | null>(null);
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    // On success the status event switches the window to the messenger.
+    const result = await commands.enroll(relayUrl, invite);
+    setBusy(false);
+    if (result.status === "error") setError(result.error);
+  }
+
+  return (
+    <form className="enrollment" onSubmit={(event) => void submit(event)} data-testid="enrollment" aria-busy={busy}>
+      <h1>Set up Ward on this computer</h1>
+      <p className="lead">
+        Ward makes your security keys on this computer and keeps them in its keychain, so only
+        your devices can read your messages — not IT, and not the server.
+      </p>
+      <label htmlFor="relay-url">Hospital relay address</label>
+      <input
+        id="relay-url"
+        name="relay-url"
+        type="url"
+        required
+        value={relayUrl}
+        readOnly={defaults.relayLocked}
+        aria-describedby={defaults.relayLocked ? "relay-managed" : undefined}
+        onChange={(event) => setRelayUrl(event.target.value)}
+        placeholder="https://ward.hospital.example"
+      />
+      {defaults.relayLocked && (
+        <p id="relay-managed" className="managed" data-testid="relay-managed">
+          Managed by your organization
+        </p>
+      )}
+      <label htmlFor="invite-code">Invite code from IT</label>
+      <input
+        id="invite-code"
+        name="invite-code"
+        required
+        autoComplete="off"
+        spellCheck={false}
+        value={invite}
+        onChange={(event) => setInvite(event.target.value)}
+      />
+      <p className="detail">Your name and role come with the invite, as IT entered them.</p>
+      {error && (
+        <p role="alert" className="error" data-testid="enroll-error" data-code={error.code}>
+          {error.message}
+        </p>
+      )}
+      <button type="submit" className="primary" disabled={busy} data-testid="enroll-submit">
+        {busy ? "Setting up…" : "Set up Ward"}
+      </button>
+    </form>
+  );
+}
