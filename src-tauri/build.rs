@@ -17,6 +17,15 @@ fn main() {
         "mark_verified",
         "search_messages",
         "retry_now",
+        "send_attachment",
+        "open_attachment",
+        "ecg_recording",
+        "save_attachment",
+        "edit_message",
+        "delete_message",
+        "add_members",
+        "remove_members",
+        "set_notification_level",
     ]);
     if let Err(err) = tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
     {

@@ -815,6 +815,239 @@ pub fn search_messages(
     })
 }
 
+/// How far an upload or a download has got, for its progress bar.
+#[derive(Debug, Clone, Serialize, Deserialize, Type, Event)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferProgress {
+    /// The id the UI gave the transfer.
+    pub transfer: String,
+    /// 0 to 100.
+    pub percent: u32,
+}
+
+/// A reporter for `transfer` that emits an event only when the percentage moves.
+fn transfer_progress(app: &AppHandle, transfer: &str) -> impl FnMut(u64, u64) {
+    let app = app.clone();
+    let transfer = transfer.to_owned();
+    let mut last = None;
+    move |done, total| {
+        let percent = done
+            .saturating_mul(100)
+            .checked_div(total)
+            .map_or(100, |percent| {
+                u32::try_from(percent.min(100)).unwrap_or(100)
+            });
+        if last != Some(percent) {
+            last = Some(percent);
+            let _ = TransferProgress {
+                transfer: transfer.clone(),
+                percent,
+            }
+            .emit(&app);
+        }
+    }
+}
+
+/// The headers `send_attachment` reads; values are percent-encoded UTF-8.
+const CHAT_HEADER: &str = "x-ward-chat";
+const NAME_HEADER: &str = "x-ward-name";
+const TRANSFER_HEADER: &str = "x-ward-transfer";
+
+/// Sends a file the clinician picked, dropped or pasted. The body is the file's bytes, sent raw
+/// (not as JSON numbers); the conversation, file name and transfer id come as headers. The
+/// bytes are encrypted from memory: no plaintext copy is written.
+#[tauri::command(async)]
+pub fn send_attachment(
+    app: AppHandle,
+    state: State<'_, ShellState>,
+    request: tauri::ipc::Request<'_>,
+) -> Result<(), IpcError> {
+    let tauri::ipc::InvokeBody::Raw(bytes) = request.body() else {
+        return Err(action_failed("The file did not reach Ward. Try again."));
+    };
+    let header = |name: &str| -> Result<String, IpcError> {
+        let value = request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| action_failed("The file did not reach Ward. Try again."))?;
+        Ok(percent_encoding::percent_decode_str(value)
+            .decode_utf8_lossy()
+            .into_owned())
+    };
+    let chat = header(CHAT_HEADER)?;
+    let name = header(NAME_HEADER)?;
+    let transfer = header(TRANSFER_HEADER)?;
+    let mut progress = transfer_progress(&app, &transfer);
+    let result = state.with_client(|client| {
+        client
+            .send_bytes(&chat, &name, bytes, &mut progress)
+            .map(|_| ())
+    });
+    state.wake_sync();
+    result
+}
+
+/// An attachment decrypted into memory for a viewer; the page receives the bytes as an
+/// ArrayBuffer. Downloads the ciphertext first when this device does not have it.
+#[tauri::command(async)]
+pub fn open_attachment(
+    app: AppHandle,
+    state: State<'_, ShellState>,
+    client_id: String,
+    transfer: String,
+) -> Result<tauri::ipc::Response, IpcError> {
+    let mut progress = transfer_progress(&app, &transfer);
+    state.with_client(|client| {
+        let bytes = client.attachment_bytes(&client_id, &mut progress)?;
+        // The page needs its own copy; ours is wiped as it drops here.
+        Ok(tauri::ipc::Response::new(bytes.to_vec()))
+    })
+}
+
+/// An ECG recording, as the viewer draws it.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct EcgView {
+    /// Samples per second.
+    pub sample_rate_hz: u32,
+    /// The leads, in the file's order.
+    pub leads: Vec<EcgLeadView>,
+}
+
+/// One lead.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct EcgLeadView {
+    /// "I", "aVR", "V1"…
+    pub label: String,
+    /// Microvolts per sample.
+    pub microvolts: Vec<i32>,
+}
+
+/// Decodes an ECG attachment (DICOM waveform or HL7 aECG) in memory for the viewer.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn ecg_recording(
+    app: AppHandle,
+    state: State<'_, ShellState>,
+    client_id: String,
+    transfer: String,
+) -> Result<EcgView, IpcError> {
+    let mut progress = transfer_progress(&app, &transfer);
+    state.with_client(|client| {
+        let bytes = client.attachment_bytes(&client_id, &mut progress)?;
+        let recording = ward_client::ecg::decode(&bytes)?;
+        Ok(EcgView {
+            sample_rate_hz: recording.sample_rate_hz,
+            leads: recording
+                .leads
+                .into_iter()
+                .map(|lead| EcgLeadView {
+                    label: lead.label,
+                    microvolts: lead.microvolts,
+                })
+                .collect(),
+        })
+    })
+}
+
+/// "Save as…": asks where with the system's dialog, then writes the decrypted file there. The
+/// page has already asked the clinician to confirm. Returns false when they cancelled.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn save_attachment(
+    app: AppHandle,
+    state: State<'_, ShellState>,
+    client_id: String,
+    name: String,
+) -> Result<bool, IpcError> {
+    use tauri_plugin_dialog::DialogExt;
+    let Some(chosen) = app
+        .dialog()
+        .file()
+        .set_title("Save a decrypted copy")
+        .set_file_name(&name)
+        .blocking_save_file()
+    else {
+        return Ok(false);
+    };
+    let path = chosen
+        .into_path()
+        .map_err(|_| action_failed("Ward can only save to a folder on this computer."))?;
+    state.with_client(|client| client.fetch_file(&client_id, &path).map(|_| true))
+}
+
+/// Replaces the text of a message this clinician sent.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn edit_message(
+    state: State<'_, ShellState>,
+    client_id: String,
+    text: String,
+) -> Result<(), IpcError> {
+    let result = state.with_client(|client| client.edit_message(&client_id, &text));
+    state.wake_sync();
+    result
+}
+
+/// Deletes a message this clinician sent, for everyone in the conversation.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn delete_message(state: State<'_, ShellState>, client_id: String) -> Result<(), IpcError> {
+    let result = state.with_client(|client| client.delete_message(&client_id));
+    state.wake_sync();
+    result
+}
+
+/// Adds contacts (user ids) to a care team.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn add_members(
+    state: State<'_, ShellState>,
+    chat_id: String,
+    member_ids: Vec<String>,
+) -> Result<(), IpcError> {
+    let result = state.with_client(|client| client.add_members(&chat_id, &member_ids));
+    state.wake_sync();
+    result
+}
+
+/// Removes contacts (user ids) from a care team.
+#[tauri::command(async)]
+#[specta::specta]
+pub fn remove_members(
+    state: State<'_, ShellState>,
+    chat_id: String,
+    member_ids: Vec<String>,
+) -> Result<(), IpcError> {
+    let result = state.with_client(|client| client.remove_members(&chat_id, &member_ids));
+    state.wake_sync();
+    result
+}
+
+/// Saves how much notifications say: "none", "generic" or "sender".
+#[tauri::command(async)]
+#[specta::specta]
+pub fn set_notification_level(
+    app: AppHandle,
+    state: State<'_, ShellState>,
+    level: String,
+) -> Result<(), IpcError> {
+    let level = NotificationLevel::parse(&level)
+        .ok_or_else(|| action_failed("Choose none, generic or sender."))?;
+    state.with_client(|client| client.set_notification_level(level))?;
+    crate::apply_user_settings(&app);
+    Ok(())
+}
+
+fn action_failed(message: &str) -> IpcError {
+    IpcError {
+        code: ErrorCode::ActionFailed,
+        message: message.to_owned(),
+    }
+}
+
 /// Tries the relay now instead of waiting for the next retry.
 #[tauri::command]
 #[specta::specta]
@@ -846,13 +1079,21 @@ pub fn bindings_builder() -> tauri_specta::Builder<tauri::Wry> {
             contact_verification,
             mark_verified,
             search_messages,
-            retry_now
+            retry_now,
+            ecg_recording,
+            save_attachment,
+            edit_message,
+            delete_message,
+            add_members,
+            remove_members,
+            set_notification_level
         ])
         .events(collect_events![
             AppStatus,
             ConnectionStatus,
             HistoryChanged,
-            OpenChatRequested
+            OpenChatRequested,
+            TransferProgress
         ])
 }
 

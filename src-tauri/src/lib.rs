@@ -21,7 +21,7 @@ use ward_client::{open_profile, Client, ProfileDir};
 
 use crate::ipc::{
     AccountView, AppStatus, ConnectionStatus, EnrollmentDefaults, HistoryChanged, IpcError,
-    ProfileStatus, ShellState,
+    ProfileStatus, SettingView, ShellState,
 };
 use crate::launch::{LaunchOptions, USAGE};
 
@@ -114,7 +114,18 @@ pub fn run() -> ExitCode {
             focused: AtomicBool::new(true),
         })
         .manage(notifications::Notifier::new(notification_level))
-        .invoke_handler(bindings.invoke_handler())
+        .plugin(tauri_plugin_dialog::init())
+        .invoke_handler({
+            let typed = bindings.invoke_handler();
+            // Attachment bytes cross the bridge raw, not as JSON arrays of numbers; specta has no
+            // type for that, so these two are plain commands beside the typed set.
+            let raw: fn(tauri::ipc::Invoke<tauri::Wry>) -> bool =
+                tauri::generate_handler![ipc::send_attachment, ipc::open_attachment];
+            move |invoke: tauri::ipc::Invoke<tauri::Wry>| match invoke.message.command() {
+                "send_attachment" | "open_attachment" => raw(invoke),
+                _ => typed(invoke),
+            }
+        })
         .setup(move |app| {
             bindings.mount_events(app);
             let window =
@@ -122,6 +133,9 @@ pub fn run() -> ExitCode {
                     .title(&title)
                     .inner_size(1100.0, 760.0)
                     .min_inner_size(640.0, 480.0)
+                    // Dropped files reach the page as File objects (bytes), like picked and
+                    // pasted ones, rather than as paths on disk.
+                    .disable_drag_drop_handler()
                     .content_protected(content_protection)
                     .incognito(ephemeral_webview())
                     .build()?;
@@ -287,6 +301,7 @@ fn start_live_sync(app: &AppHandle, client: Client) {
     if let Ok(mut slot) = state.client.lock() {
         *slot = Some(client);
     }
+    apply_user_settings(app);
     let handle = app.clone();
     let live = LiveSync::start(Arc::clone(&state.client), move |event| {
         report_live_event(&handle, event);
@@ -294,6 +309,35 @@ fn start_live_sync(app: &AppHandle, client: Client) {
     let stored = state.live.lock().map(|mut slot| *slot = Some(live));
     if stored.is_err() {
         eprintln!("ward-desktop: the sync loop could not be kept");
+    }
+}
+
+/// Puts the clinician's saved settings in force under the policy: the notifier's level and the
+/// settings list the window shows. Their settings live in the encrypted history, so they apply
+/// from sign-in on.
+pub(crate) fn apply_user_settings(app: &AppHandle) {
+    let state = app.state::<ShellState>();
+    let settings = {
+        let Ok(slot) = state.client.lock() else {
+            return;
+        };
+        let Some(client) = slot.as_ref() else {
+            return;
+        };
+        let user = client.user_settings().unwrap_or_default();
+        EffectiveSettings::resolve(client.policy(), &user)
+    };
+    app.state::<notifications::Notifier>()
+        .set_level(settings.notification_level.value);
+    let status = match state.status.lock() {
+        Ok(mut status) => {
+            status.settings = SettingView::list(&settings);
+            status.clone()
+        }
+        Err(_) => return,
+    };
+    if let Err(error) = status.emit(app) {
+        eprintln!("ward-desktop: could not notify the window: {error}");
     }
 }
 

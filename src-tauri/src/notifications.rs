@@ -3,6 +3,8 @@
 //! click into "open that conversation". A notification that cannot be shown (no notification
 //! service, no session bus) is logged without its text, and messaging carries on.
 
+use std::sync::Mutex;
+
 use tauri::{AppHandle, Manager};
 use tauri_specta::Event;
 use ward_client::client::ShownMessage;
@@ -11,21 +13,36 @@ use ward_client::policy::NotificationLevel;
 
 use crate::ipc::OpenChatRequested;
 
-/// Shows notifications at one level.
+/// Shows notifications at the level in force.
 pub struct Notifier {
-    level: NotificationLevel,
+    level: Mutex<NotificationLevel>,
 }
 
 impl Notifier {
-    /// A notifier at `level`, the effective setting (the organization's policy, or the default).
+    /// A notifier at `level`, the effective setting (the organization's policy, or the default)
+    /// until the clinician's own choice is read at sign-in.
     pub fn new(level: NotificationLevel) -> Self {
-        Self { level }
+        Self {
+            level: Mutex::new(level),
+        }
+    }
+
+    /// Changes the level, as the clinician chose it under the policy.
+    pub fn set_level(&self, level: NotificationLevel) {
+        if let Ok(mut current) = self.level.lock() {
+            *current = level;
+        }
     }
 
     /// Raises the notifications `arrived` calls for; `in_view` is the conversation on screen in
     /// the focused window, which raises none.
     pub fn announce(&self, app: &AppHandle, arrived: &[ShownMessage], in_view: Option<&str>) {
-        for notification in notifications_for(self.level, arrived, in_view) {
+        // A poisoned lock falls back to the default: the generic text, never more.
+        let level = self
+            .level
+            .lock()
+            .map_or(NotificationLevel::Generic, |level| *level);
+        for notification in notifications_for(level, arrived, in_view) {
             show(app, notification);
         }
     }

@@ -19,6 +19,10 @@ import {
 } from "./harness.mjs";
 
 const SENTINEL = "SENTINEL7Q4Z";
+// pydicom's 12-lead ECG; its lead names are in the file in clear, and must not be in either
+// profile after sending and viewing it: the ciphertext is kept, the viewer decrypts into memory.
+const ECG_FILE = join(repoRoot, "crates/ward-client/tests/data/waveform_ecg.dcm");
+const ECG_PLAINTEXT = "Lead I (Einthoven)";
 const screenshots = join(repoRoot, "docs/screenshots");
 
 async function shoot(browser, name) {
@@ -111,9 +115,10 @@ test("two clinicians enroll, chat both ways, verify each other, search; no PHI l
     await send(b, reply);
     await waitForText(b, reply);
     await waitForText(a, reply);
+    // Bob has read Alice's message: his read receipt turns its status to "Read".
     await a.waitUntil(
-      async () => (await a.$$('[data-testid="message"]').map((m) => m.getAttribute("data-status"))).includes("sent"),
-      { timeout: 15000, timeoutMsg: "Alice's message never showed as sent" },
+      async () => (await a.$$('[data-testid="message"]').map((m) => m.getAttribute("data-status"))).includes("read"),
+      { timeout: 30000, timeoutMsg: "Alice's message never showed as read" },
     );
     await shoot(a, "conversation.png");
 
@@ -141,6 +146,48 @@ test("two clinicians enroll, chat both ways, verify each other, search; no PHI l
     await hit.click();
     await a.$(".message.highlighted").waitForExist({ timeout: 10000 });
 
+    // Alice sends the DICOM ECG through the file picker; Bob opens it in the viewer, which draws
+    // all twelve leads on ECG paper.
+    await a.$('[data-testid="file-input"]').addValue(ECG_FILE);
+    const bobAttachment = b.$('[data-testid="open-attachment"]');
+    await bobAttachment.waitForExist({ timeout: 60000 });
+    assert.equal(await b.$('[data-testid="attachment-name"]').getText(), "waveform_ecg.dcm");
+    await bobAttachment.click();
+    const canvas = b.$('[data-testid="ecg-canvas"]');
+    await canvas.waitForExist({ timeout: 60000 });
+    await b.waitUntil(async () => (await canvas.getAttribute("data-drawn-leads")) === "12", {
+      timeout: 30000,
+      timeoutMsg: "the ECG viewer did not draw 12 leads",
+    });
+    assert.equal(await canvas.getAttribute("data-labels"), "I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6");
+    // Each lead's row holds trace ink, not only grid: count near-black pixels per row.
+    const inkPerRow = await b.execute(() => {
+      const element = document.querySelector('[data-testid="ecg-canvas"]');
+      const rowPx = Number(element.getAttribute("data-row-px"));
+      const context = element.getContext("2d");
+      const { data, width, height } = context.getImageData(0, 0, element.width, element.height);
+      const rows = Array.from({ length: Math.round(height / rowPx) }, () => 0);
+      for (let y = 0; y < height; y += 1)
+        for (let x = 0; x < width; x += 1) {
+          const at = (y * width + x) * 4;
+          if (data[at] < 90 && data[at + 1] < 90 && data[at + 2] < 90) rows[Math.floor(y / rowPx)] += 1;
+        }
+      return rows;
+    });
+    assert.equal(inkPerRow.length, 12);
+    for (const [row, ink] of inkPerRow.entries()) assert.ok(ink > 500, `lead row ${row} has only ${ink} ink pixels`);
+    await shoot(b, "ecg-viewer.png");
+    await b.$('[data-testid="close-viewer"]').click();
+
+    // Bob corrects his reply; Alice sees the new text, marked edited.
+    const corrected = `Reviewed ${SENTINEL}, repeat labs at 15:00`;
+    const mine = b.$('.message.mine [data-testid="edit-message"]');
+    await mine.click();
+    const editor = b.$('[data-testid="edit-text"]');
+    await editor.setValue(corrected);
+    await b.keys("Enter");
+    await waitForText(a, corrected);
+
     // Bob was not looking at the conversation when Alice's message came: he was notified, and
     // the notification said nothing but "New secure message".
     await sleep(500);
@@ -161,4 +208,5 @@ test("two clinicians enroll, chat both ways, verify each other, search; no PHI l
   await sleep(500);
   const leaks = occurrences([alice.root, bob.root, relay.dataDir], SENTINEL);
   assert.deepEqual(leaks, []);
+  assert.deepEqual(occurrences([alice.root, bob.root, relay.dataDir], ECG_PLAINTEXT), []);
 });

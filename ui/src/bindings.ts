@@ -35,6 +35,23 @@ export const commands = {
 	searchMessages: (query: string, patientTag: string | null) => typedError<SearchHitView_Serialize[], IpcError>(__TAURI_INVOKE("search_messages", { query, patientTag })),
 	/**  Tries the relay now instead of waiting for the next retry. */
 	retryNow: () => __TAURI_INVOKE<void>("retry_now"),
+	/**  Decodes an ECG attachment (DICOM waveform or HL7 aECG) in memory for the viewer. */
+	ecgRecording: (clientId: string, transfer: string) => typedError<EcgView, IpcError>(__TAURI_INVOKE("ecg_recording", { clientId, transfer })),
+	/**
+	 *  "Save as…": asks where with the system's dialog, then writes the decrypted file there. The
+	 *  page has already asked the clinician to confirm. Returns false when they cancelled.
+	 */
+	saveAttachment: (clientId: string, name: string) => typedError<boolean, IpcError>(__TAURI_INVOKE("save_attachment", { clientId, name })),
+	/**  Replaces the text of a message this clinician sent. */
+	editMessage: (clientId: string, text: string) => typedError<null, IpcError>(__TAURI_INVOKE("edit_message", { clientId, text })),
+	/**  Deletes a message this clinician sent, for everyone in the conversation. */
+	deleteMessage: (clientId: string) => typedError<null, IpcError>(__TAURI_INVOKE("delete_message", { clientId })),
+	/**  Adds contacts (user ids) to a care team. */
+	addMembers: (chatId: string, memberIds: string[]) => typedError<null, IpcError>(__TAURI_INVOKE("add_members", { chatId, memberIds })),
+	/**  Removes contacts (user ids) from a care team. */
+	removeMembers: (chatId: string, memberIds: string[]) => typedError<null, IpcError>(__TAURI_INVOKE("remove_members", { chatId, memberIds })),
+	/**  Saves how much notifications say: "none", "generic" or "sender". */
+	setNotificationLevel: (level: string) => typedError<null, IpcError>(__TAURI_INVOKE("set_notification_level", { level })),
 };
 
 /** Events */
@@ -43,6 +60,7 @@ export const events = {
 	connectionStatus: makeEvent<ConnectionStatus_Serialize, ConnectionStatus_Deserialize>("connection-status"),
 	historyChanged: makeEvent<HistoryChanged, HistoryChanged>("history-changed"),
 	openChatRequested: makeEvent<OpenChatRequested, OpenChatRequested>("open-chat-requested"),
+	transferProgress: makeEvent<TransferProgress, TransferProgress>("transfer-progress"),
 };
 
 /* Types */
@@ -183,6 +201,22 @@ export type ContactView = {
 	verified: boolean,
 	/**  Whether their key changed and the new one is not verified. */
 	keyChanged: boolean,
+};
+
+/**  One lead. */
+export type EcgLeadView = {
+	/**  "I", "aVR", "V1"… */
+	label: string,
+	/**  Microvolts per sample. */
+	microvolts: number[],
+};
+
+/**  An ECG recording, as the viewer draws it. */
+export type EcgView = {
+	/**  Samples per second. */
+	sampleRateHz: number,
+	/**  The leads, in the file's order. */
+	leads: EcgLeadView[],
 };
 
 /**  What the enrollment screen starts with. */
@@ -424,6 +458,14 @@ export type StoreStatus = {
 	schemaVersion: number,
 	/**  Whether this start created it. */
 	created: boolean,
+};
+
+/**  How far an upload or a download has got, for its progress bar. */
+export type TransferProgress = {
+	/**  The id the UI gave the transfer. */
+	transfer: string,
+	/**  0 to 100. */
+	percent: number,
 };
 
 /**  A contact's safety number and its QR code. */

@@ -1,10 +1,12 @@
 // One conversation: a virtualised message list (smooth at 10,000+ messages) with day separators
 // and delivery states, the key-change banner, and the composer (Enter sends, Shift+Enter adds a
 // line). Messages live only in this component's memory.
-import { useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from "react";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type ClipboardEvent, type DragEvent, type KeyboardEvent } from "react";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { commands, type ChatView, type ContactView, type IpcError, type MessageView } from "./bindings";
+import { AttachmentBody, AttachmentViewer, ProgressBar, newTransfer, sendFile, useProgress } from "./attachments";
 import { clock, dayKey, dayLabel } from "./dates";
+import { MembersPanel } from "./members";
 
 type Row = { kind: "day"; key: string; label: string } | { kind: "message"; key: string; message: MessageView };
 
@@ -28,6 +30,7 @@ const STATUS_WORDS: Record<string, string> = {
   sent: "Sent",
   delivered: "Delivered",
   read: "Read",
+  failed: "Not sent",
 };
 
 export function ChatPane({
@@ -37,6 +40,8 @@ export function ChatPane({
   highlight,
   onVerify,
   online,
+  attachmentLimitMb,
+  onMembersChanged,
 }: {
   chat: ChatView;
   contacts: ContactView[];
@@ -46,10 +51,17 @@ export function ChatPane({
   highlight: string | null;
   onVerify: (userId: string) => void;
   online: boolean;
+  /** The organization's attachment limit, checked before a large file is even read. */
+  attachmentLimitMb: number | null;
+  onMembersChanged: () => void;
 }) {
   const [messages, setMessages] = useState<MessageView[]>([]);
   const [error, setError] = useState<IpcError | null>(null);
   const [sent, setSent] = useState(0);
+  const [viewing, setViewing] = useState<MessageView | null>(null);
+  const [showMembers, setShowMembers] = useState(false);
+  const [dropping, setDropping] = useState(false);
+  const [dropped, setDropped] = useState<File[]>([]);
 
   useEffect(() => {
     let live = true;
@@ -69,7 +81,23 @@ export function ChatPane({
   const other = chat.direct ? chat.memberIds.find((id) => !contacts.some((c) => c.me && c.user === id)) : undefined;
 
   return (
-    <section className="chat" aria-labelledby="chat-title" data-testid="chat" data-chat-id={chat.id}>
+    <section
+      className={dropping ? "chat dropping" : "chat"}
+      aria-labelledby="chat-title"
+      data-testid="chat"
+      data-chat-id={chat.id}
+      onDragOver={(event: DragEvent) => {
+        if (!chat.active || !event.dataTransfer.types.includes("Files")) return;
+        event.preventDefault();
+        setDropping(true);
+      }}
+      onDragLeave={() => setDropping(false)}
+      onDrop={(event: DragEvent) => {
+        event.preventDefault();
+        setDropping(false);
+        if (chat.active) setDropped(Array.from(event.dataTransfer.files));
+      }}
+    >
       <header className="chat-header">
         <div>
           <h2 id="chat-title" data-testid="chat-title">
@@ -89,7 +117,23 @@ export function ChatPane({
             Safety number
           </button>
         )}
+        {!chat.direct && chat.active && (
+          <button type="button" onClick={() => setShowMembers((shown) => !shown)} aria-expanded={showMembers} data-testid="open-members">
+            Members
+          </button>
+        )}
       </header>
+      {showMembers && (
+        <MembersPanel
+          chat={chat}
+          contacts={contacts}
+          onClose={() => setShowMembers(false)}
+          onChanged={() => {
+            onMembersChanged();
+            setSent((count) => count + 1);
+          }}
+        />
+      )}
       {changed.map((contact) => (
         <div key={contact.user} className="banner warning" role="alert" data-testid="key-changed-banner">
           <strong>{contact.name}'s security key has changed.</strong> This happens with a new computer,
@@ -104,17 +148,47 @@ export function ChatPane({
           {error.message}
         </p>
       )}
-      <MessageList messages={messages} highlight={highlight} />
+      <MessageList
+        messages={messages}
+        highlight={highlight}
+        online={online}
+        onOpen={setViewing}
+        onChanged={() => setSent((count) => count + 1)}
+      />
       {chat.active ? (
-        <Composer chatId={chat.id} online={online} onSent={() => setSent((count) => count + 1)} />
+        <Composer
+          chatId={chat.id}
+          online={online}
+          attachmentLimitMb={attachmentLimitMb}
+          dropped={dropped}
+          onSent={() => setSent((count) => count + 1)}
+        />
       ) : (
         <p className="detail composer-closed">You are no longer a member of this conversation.</p>
       )}
+      {dropping && (
+        <div className="drop-hint" aria-hidden="true">
+          Drop to send to {chat.name}
+        </div>
+      )}
+      {viewing && <AttachmentViewer message={viewing} onClose={() => setViewing(null)} />}
     </section>
   );
 }
 
-function MessageList({ messages, highlight }: { messages: MessageView[]; highlight: string | null }) {
+function MessageList({
+  messages,
+  highlight,
+  online,
+  onOpen,
+  onChanged,
+}: {
+  messages: MessageView[];
+  highlight: string | null;
+  online: boolean;
+  onOpen: (message: MessageView) => void;
+  onChanged: () => void;
+}) {
   const scroller = useRef<HTMLDivElement>(null);
   const rows = useMemo(() => rowsOf(messages), [messages]);
   const virtualizer = useVirtualizer({
@@ -170,7 +244,13 @@ function MessageList({ messages, highlight }: { messages: MessageView[]; highlig
                   <span>{row.label}</span>
                 </div>
               ) : (
-                <MessageBubble message={row.message} highlighted={row.message.clientId === highlight} />
+                <MessageBubble
+                  message={row.message}
+                  highlighted={row.message.clientId === highlight}
+                  online={online}
+                  onOpen={() => onOpen(row.message)}
+                  onChanged={onChanged}
+                />
               )}
             </div>
           );
@@ -180,26 +260,87 @@ function MessageList({ messages, highlight }: { messages: MessageView[]; highlig
   );
 }
 
-function MessageBubble({ message, highlighted }: { message: MessageView; highlighted: boolean }) {
+function MessageBubble({
+  message,
+  highlighted,
+  online,
+  onOpen,
+  onChanged,
+}: {
+  message: MessageView;
+  highlighted: boolean;
+  online: boolean;
+  onOpen: () => void;
+  onChanged: () => void;
+}) {
+  const [editing, setEditing] = useState<string | null>(null);
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  const [error, setError] = useState<IpcError | null>(null);
   const classes = ["message", message.mine ? "mine" : "theirs", highlighted ? "highlighted" : ""].join(" ");
+  const waiting = message.mine && message.status === "sending" && !online;
+
+  async function saveEdit() {
+    const text = editing?.trim() ?? "";
+    if (text === "" || text === message.text) {
+      setEditing(null);
+      return;
+    }
+    const result = await commands.editMessage(message.clientId, text);
+    if (result.status === "error") setError(result.error);
+    else {
+      setError(null);
+      setEditing(null);
+      onChanged();
+    }
+  }
+
+  async function remove() {
+    setConfirmDelete(false);
+    const result = await commands.deleteMessage(message.clientId);
+    if (result.status === "error") setError(result.error);
+    else onChanged();
+  }
+
   return (
     <article
       className={classes}
       data-testid="message"
       data-client-id={message.clientId}
       data-status={message.status}
+      data-kind={message.kind}
       aria-label={`${message.mine ? "You" : message.sender} at ${clock(message.at * 1000)}`}
     >
       {!message.mine && <p className="sender">{message.sender}</p>}
       {message.deleted ? (
         <p className="body deleted">This message was deleted.</p>
+      ) : editing !== null ? (
+        <div className="edit">
+          <label className="visually-hidden" htmlFor={`edit-${message.clientId}`}>
+            Edit message
+          </label>
+          <textarea
+            id={`edit-${message.clientId}`}
+            value={editing}
+            autoFocus
+            rows={2}
+            onChange={(event) => setEditing(event.target.value)}
+            onKeyDown={(event) => {
+              if (event.key === "Enter" && !event.shiftKey) {
+                event.preventDefault();
+                void saveEdit();
+              } else if (event.key === "Escape") setEditing(null);
+            }}
+            data-testid="edit-text"
+          />
+          <button type="button" className="primary" onClick={() => void saveEdit()}>
+            Save
+          </button>
+          <button type="button" onClick={() => setEditing(null)}>
+            Cancel
+          </button>
+        </div>
       ) : message.kind === "attachment" ? (
-        <p className="body attachment">
-          📎 {message.text}
-          {message.size !== null && message.size !== undefined && (
-            <span className="detail"> ({formatSize(message.size)})</span>
-          )}
-        </p>
+        <AttachmentBody message={message} onOpen={onOpen} />
       ) : (
         <p className="body" data-testid="message-text">
           {message.text}
@@ -207,37 +348,100 @@ function MessageBubble({ message, highlighted }: { message: MessageView; highlig
       )}
       <p className="meta">
         {clock(message.at * 1000)}
-        {message.edited && " · edited"}
+        {message.edited && !message.deleted && " · edited"}
         {message.mine && (
           <span className="status" data-testid="message-status">
             {" · "}
-            {STATUS_WORDS[message.status] ?? message.status}
+            {waiting ? "Waiting for the connection" : (STATUS_WORDS[message.status] ?? message.status)}
           </span>
         )}
+        {waiting && (
+          <button type="button" className="link" onClick={() => void commands.retryNow()} data-testid="retry-message">
+            Retry now
+          </button>
+        )}
       </p>
+      {message.status === "failed" && (
+        <p className="detail" role="note">
+          This message could not be delivered: you were removed from the conversation before it went out.
+        </p>
+      )}
+      {message.mine && !message.deleted && editing === null && message.status !== "failed" && (
+        <div className="message-actions">
+          {message.kind === "text" && (
+            <button type="button" className="link" onClick={() => setEditing(message.text)} data-testid="edit-message">
+              Edit
+            </button>
+          )}
+          <button type="button" className="link" onClick={() => setConfirmDelete(true)} data-testid="delete-message">
+            Delete
+          </button>
+        </div>
+      )}
+      {confirmDelete && (
+        <div className="confirm" role="alertdialog" aria-labelledby={`delete-${message.clientId}`}>
+          <p id={`delete-${message.clientId}`}>Delete this message for everyone in the conversation?</p>
+          <button type="button" className="danger" autoFocus onClick={() => void remove()} data-testid="confirm-delete">
+            Delete for everyone
+          </button>
+          <button type="button" onClick={() => setConfirmDelete(false)}>
+            Cancel
+          </button>
+        </div>
+      )}
+      {error && (
+        <p role="alert" className="error">
+          {error.message}
+        </p>
+      )}
     </article>
   );
-}
-
-export function formatSize(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`;
-  if (bytes < 1_000_000) return `${(bytes / 1000).toFixed(0)} kB`;
-  return `${(bytes / 1_000_000).toFixed(1)} MB`;
 }
 
 function Composer({
   chatId,
   online,
+  attachmentLimitMb,
+  dropped,
   onSent,
 }: {
   chatId: string;
   online: boolean;
+  attachmentLimitMb: number | null;
+  /** Files dropped on the conversation, sent as they arrive. */
+  dropped: File[];
   onSent: () => void;
 }) {
   const [text, setText] = useState("");
   const [error, setError] = useState<IpcError | null>(null);
   const [busy, setBusy] = useState(false);
+  const [uploads, setUploads] = useState<{ transfer: string; name: string }[]>([]);
   const input = useRef<HTMLTextAreaElement>(null);
+  const picker = useRef<HTMLInputElement>(null);
+
+  async function sendFiles(files: File[]) {
+    for (const file of files) {
+      const transfer = newTransfer();
+      setUploads((current) => [...current, { transfer, name: file.name || "Pasted image" }]);
+      const failure = await sendFile(chatId, file, transfer, attachmentLimitMb);
+      setUploads((current) => current.filter((upload) => upload.transfer !== transfer));
+      setError(failure);
+      if (!failure) onSent();
+    }
+  }
+
+  useEffect(() => {
+    if (dropped.length > 0) void sendFiles(dropped);
+    // Each drop is a new array; sending again on other changes would send twice.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [dropped]);
+
+  function onPaste(event: ClipboardEvent<HTMLTextAreaElement>) {
+    const files = Array.from(event.clipboardData.files);
+    if (files.length === 0) return;
+    event.preventDefault();
+    void sendFiles(files);
+  }
 
   useEffect(() => {
     input.current?.focus();
@@ -291,11 +495,37 @@ function Composer({
         placeholder={online ? "Write a message — Enter sends, Shift+Enter adds a line" : "Offline — messages are kept and sent when the relay is back"}
         onChange={(event) => setText(event.target.value)}
         onKeyDown={onKeyDown}
+        onPaste={onPaste}
         data-testid="composer"
       />
+      <input
+        ref={picker}
+        type="file"
+        multiple
+        className="visually-hidden"
+        tabIndex={-1}
+        aria-hidden="true"
+        data-testid="file-input"
+        onChange={(event) => {
+          const files = Array.from(event.target.files ?? []);
+          event.target.value = "";
+          void sendFiles(files);
+        }}
+      />
+      <button type="button" onClick={() => picker.current?.click()} data-testid="attach" title="Attach a file (or drop or paste one)">
+        Attach file
+      </button>
       <button type="submit" className="primary" disabled={busy || text.trim() === ""} data-testid="send">
         Send
       </button>
+      {uploads.map((upload) => (
+        <Upload key={upload.transfer} transfer={upload.transfer} name={upload.name} />
+      ))}
     </form>
   );
+}
+
+function Upload({ transfer, name }: { transfer: string; name: string }) {
+  const percent = useProgress(transfer);
+  return <ProgressBar label={percent === null ? `Encrypting ${name}…` : `Uploading ${name}`} percent={percent} />;
 }

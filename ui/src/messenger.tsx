@@ -12,6 +12,7 @@ import {
   type ContactView,
   type IpcError,
   type SearchHitView,
+  type SettingView,
 } from "./bindings";
 import { ChatPane } from "./chatView";
 import { lastActivity } from "./dates";
@@ -120,6 +121,7 @@ export function Messenger({
             <p className="detail">
               Relay: <code>{account.relayUrl}</code>. Profile folder: <code>{status.dataDir}</code>.
             </p>
+            <NotificationChoice settings={status.settings} />
             {settings}
           </section>
         )}
@@ -133,6 +135,8 @@ export function Messenger({
             revision={revision}
             highlight={highlight}
             online={connection.online}
+            attachmentLimitMb={attachmentLimit(status.settings)}
+            onMembersChanged={() => void refresh()}
             onVerify={(userId) => setPanel({ kind: "verify", userId })}
           />
         ) : (
@@ -411,5 +415,59 @@ function Search({
         </ul>
       )}
     </section>
+  );
+}
+
+/** The attachment limit in MB from the settings in force; null when there is none. */
+export function attachmentLimit(settings: SettingView[]): number | null {
+  const value = settings.find((setting) => setting.key === "attachment_max_mb")?.value ?? "";
+  const megabytes = Number.parseInt(value, 10);
+  return Number.isFinite(megabytes) && megabytes > 0 ? megabytes : null;
+}
+
+const LEVEL_OF_VALUE: Record<string, string> = {
+  "No notifications": "none",
+  '"New secure message" only': "generic",
+  "Sender's name": "sender",
+  "Sender and message": "content",
+};
+
+/** How much notifications say. The organization may fix it; a clinician can never choose to
+ * show message text, since that is on screen for anyone passing by. */
+function NotificationChoice({ settings }: { settings: SettingView[] }) {
+  const setting = settings.find((candidate) => candidate.key === "notification_level");
+  const [error, setError] = useState<IpcError | null>(null);
+  if (!setting) return null;
+  const current = LEVEL_OF_VALUE[setting.value] ?? "generic";
+  return (
+    <fieldset className="notification-choice" disabled={setting.managed} data-testid="notification-choice">
+      <legend>Notifications</legend>
+      {setting.managed && <p className="managed">Managed by your organization: {setting.value}.</p>}
+      {[
+        ["none", "None"],
+        ["generic", "Only \u201cNew secure message\u201d (recommended)"],
+        ["sender", "The sender\u2019s name, never the message"],
+      ].map(([level, label]) => (
+        <label key={level} className="choice">
+          <input
+            type="radio"
+            name="notification-level"
+            value={level}
+            checked={current === level}
+            onChange={async () => {
+              const result = await commands.setNotificationLevel(level ?? "generic");
+              setError(result.status === "error" ? result.error : null);
+            }}
+            data-testid={`notification-${level}`}
+          />{" "}
+          {label}
+        </label>
+      ))}
+      {error && (
+        <p role="alert" className="error">
+          {error.message}
+        </p>
+      )}
+    </fieldset>
   );
 }

@@ -1352,3 +1352,144 @@ fn a_changed_key_blocks_sending_under_policy_until_it_is_verified() {
         .iter()
         .all(|text| *text != "blocked"));
 }
+
+/// The calls the desktop app makes, on the library the app links, against the real relay and
+/// keyring: unread counts and read receipts, delivery receipts, edit and delete for everyone,
+/// search by patient tag, a file sent from memory and opened into memory, and the clinician's
+/// notification setting.
+#[test]
+#[ignore = "needs a Secret Service: scripts/test-processes"]
+fn the_apps_calls_edit_delete_receipt_search_and_open_files_in_memory() {
+    use ward_client::client::ShownMessage;
+    use ward_client::policy::NotificationLevel;
+    use ward_client::{Client, ProfileDir};
+
+    let root = root();
+    let relay = Relay::start(root.path());
+    let alice = Clinician::enroll(root.path(), &relay, "Alice");
+    let bob = Clinician::enroll(root.path(), &relay, "Bob");
+    let mut a = Client::open(&ProfileDir::new(&alice.dir).unwrap()).unwrap();
+    let mut b = Client::open(&ProfileDir::new(&bob.dir).unwrap()).unwrap();
+    a.refresh_contacts().unwrap();
+    let team = a
+        .create_chat("Ward 3", &["Bob".to_owned()], Some("MRN-1001"))
+        .unwrap();
+    let chat = hex::encode(team.as_bytes());
+    let last =
+        |client: &mut Client| -> ShownMessage { client.messages(&chat).unwrap().pop().unwrap() };
+
+    a.send_text(&chat, "potassium 5.9, recheck").unwrap();
+    let first = last(&mut a).client_id;
+    b.sync().unwrap();
+    let unread = |client: &Client| client.chats().unwrap()[0].unread;
+    assert_eq!(unread(&b), 1);
+
+    // Delivered when Bob's device has it; read once he opens the conversation.
+    b.send_delivery_receipts().unwrap();
+    a.sync().unwrap();
+    assert_eq!(last(&mut a).status, "delivered");
+    assert_eq!(b.mark_read(&chat).unwrap(), 1);
+    assert_eq!(unread(&b), 0);
+    a.sync().unwrap();
+    assert_eq!(last(&mut a).status, "read");
+    // A receipt is not news: the list order and unread counts stay as they were.
+    assert_eq!(unread(&a), 0);
+
+    // Alice corrects her message, and search follows the new text.
+    a.edit_message(&first, "potassium 6.1, recheck now")
+        .unwrap();
+    b.sync().unwrap();
+    let edited = last(&mut b);
+    assert_eq!(
+        (edited.text.as_str(), edited.edited),
+        ("potassium 6.1, recheck now", true)
+    );
+    assert_eq!(b.search("potass 6.1", None).unwrap().len(), 1);
+    assert_eq!(b.search("potass", Some("MRN-1001")).unwrap().len(), 1);
+    assert!(b.search("potass", Some("MRN-2002")).unwrap().is_empty());
+    assert!(b.search("5.9", None).unwrap().is_empty());
+    // Only the sender can edit or delete.
+    assert!(b.edit_message(&first, "not mine").is_err());
+    assert!(b.delete_message(&first).is_err());
+
+    // A 12-lead ECG sent from memory, as the app sends a dropped file; the name loses its path.
+    let ecg = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ward-client/tests/data/waveform_ecg.dcm"),
+    )
+    .unwrap();
+    let mut uploaded = Vec::new();
+    a.send_bytes(
+        &chat,
+        "../../exports/waveform_ecg.dcm",
+        &ecg,
+        &mut |done, total| {
+            uploaded.push((done, total));
+        },
+    )
+    .unwrap();
+    assert!(uploaded.windows(2).all(|pair| pair[0].0 <= pair[1].0));
+    let (done, total) = *uploaded.last().unwrap();
+    assert_eq!(done, total);
+    assert!(total > ecg.len() as u64);
+    b.sync().unwrap();
+    let file = last(&mut b);
+    assert_eq!(file.kind, "attachment");
+    assert_eq!(file.text, "waveform_ecg.dcm");
+    assert_eq!(file.media_type.as_deref(), Some("application/dicom"));
+    let mut downloaded = Vec::new();
+    let bytes = b
+        .attachment_bytes(&file.client_id, &mut |done, total| {
+            downloaded.push((done, total))
+        })
+        .unwrap();
+    assert_eq!(bytes.as_slice(), ecg.as_slice());
+    assert!(!downloaded.is_empty());
+    let recording = ward_client::ecg::decode(&bytes).unwrap();
+    assert_eq!(recording.leads.len(), 12);
+    // Opened twice: the second time from the local ciphertext, with no download.
+    let mut again = Vec::new();
+    b.attachment_bytes(&file.client_id, &mut |done, total| {
+        again.push((done, total))
+    })
+    .unwrap();
+    assert!(again.is_empty());
+    drop(bytes);
+
+    // Deleting reaches Bob: the text is gone from his history and from search.
+    a.delete_message(&first).unwrap();
+    b.sync().unwrap();
+    let deleted = b
+        .messages(&chat)
+        .unwrap()
+        .into_iter()
+        .find(|message| message.client_id == first)
+        .unwrap();
+    assert!(deleted.deleted && deleted.text.is_empty());
+    assert!(b.search("potassium", None).unwrap().is_empty());
+
+    // The notification setting is kept with the history; message text is not the user's call.
+    assert_eq!(b.user_settings().unwrap().notification_level, None);
+    b.set_notification_level(NotificationLevel::Sender).unwrap();
+    assert!(b
+        .set_notification_level(NotificationLevel::Content)
+        .is_err());
+    drop(a);
+    drop(b);
+    let b = Client::open(&ProfileDir::new(&bob.dir).unwrap()).unwrap();
+    assert_eq!(
+        b.user_settings().unwrap().notification_level,
+        Some(NotificationLevel::Sender)
+    );
+    drop(b);
+
+    // Nothing of the ECG or the texts is on disk in clear, on either side or on the relay.
+    for needle in ["Lead I (Einthoven)", "potassium"] {
+        for dir in [&alice.dir, &bob.dir, &relay.dir] {
+            assert_eq!(
+                files_containing(dir, needle),
+                Vec::<PathBuf>::new(),
+                "{needle}"
+            );
+        }
+    }
+}

@@ -57,7 +57,16 @@ pub fn encrypt_file(
     source: &Path,
     destination: &Path,
 ) -> Result<EncryptedFile, AttachmentFileError> {
-    let mut input = File::open(source)?;
+    encrypt_reader(key, File::open(source)?, destination)
+}
+
+/// Encrypts what `input` yields, as [`encrypt_file`] does a file: the app's attachments arrive as
+/// bytes in memory (picked, dropped or pasted) and must not be written out as plaintext first.
+pub fn encrypt_reader(
+    key: &FileKey,
+    mut input: impl Read,
+    destination: &Path,
+) -> Result<EncryptedFile, AttachmentFileError> {
     write_atomically(destination, |output| {
         let mut encryptor = Encryptor::new(key)?;
         let header = encryptor.header().to_vec();
@@ -89,7 +98,7 @@ pub fn encrypt_file(
 /// Reads `input` a chunk at a time, seals each chunk in place and passes it on. Returns the
 /// plaintext length.
 fn seal_chunks(
-    input: &mut File,
+    input: &mut impl Read,
     encryptor: &mut Encryptor,
     sealed: &mpsc::SyncSender<ChunkBuffer>,
     empty: &mpsc::Receiver<ChunkBuffer>,
@@ -159,7 +168,7 @@ fn write_chunks(
 
 /// Replaces `chunk` with up to one chunk (64 KiB) of the input; empty at its end. It reads into
 /// the buffer's spare capacity, so nothing is zero-filled first.
-fn read_chunk(input: &mut File, chunk: &mut Vec<u8>) -> io::Result<()> {
+fn read_chunk(input: &mut impl Read, chunk: &mut Vec<u8>) -> io::Result<()> {
     chunk.clear();
     input.take(CHUNK_SIZE as u64).read_to_end(chunk)?;
     Ok(())
@@ -173,34 +182,90 @@ pub fn decrypt_file(
     destination: &Path,
 ) -> Result<u64, AttachmentFileError> {
     let mut input = File::open(source)?;
-    let mut header = Vec::with_capacity(HEADER_LEN);
-    (&mut input)
-        .take(HEADER_LEN as u64)
-        .read_to_end(&mut header)?;
-    if header.len() < HEADER_LEN {
-        return Err(StreamError::ShortHeader.into());
-    }
-    let mut decryptor = Decryptor::new(key, &header)?;
+    let decryptor = open_stream(key, &mut input)?;
     write_atomically(destination, |output| {
-        let mut buffer = Vec::with_capacity(CHUNK_SIZE);
-        let mut plaintext = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + AES_GCM_TAG_LEN));
-        let mut written = 0u64;
-        loop {
-            read_chunk(&mut input, &mut buffer)?;
-            if buffer.is_empty() {
-                break;
-            }
-            decryptor.update(&buffer, &mut plaintext)?;
-            written += drain_into(&mut plaintext, output)?;
-        }
-        decryptor.finish(&mut plaintext)?;
-        written += drain_into(&mut plaintext, output)?;
-        Ok(written)
+        decrypt_chunks(decryptor, &mut input, output)
     })
 }
 
+/// Decrypts the stream file at `source` into memory, for the app's viewers: the plaintext lives
+/// only in the returned buffer, which wipes itself on drop. A stream whose plaintext would pass
+/// `limit` bytes is refused before it grows past it.
+pub fn decrypt_to_memory(
+    key: &FileKey,
+    source: &Path,
+    limit: u64,
+) -> Result<Zeroizing<Vec<u8>>, AttachmentFileError> {
+    let mut input = File::open(source)?;
+    let decryptor = open_stream(key, &mut input)?;
+    let mut output = BoundedBuffer {
+        bytes: Zeroizing::new(Vec::new()),
+        limit,
+    };
+    decrypt_chunks(decryptor, &mut input, &mut output)?;
+    Ok(output.bytes)
+}
+
+/// Plaintext collected in memory, refusing to grow past its limit.
+struct BoundedBuffer {
+    bytes: Zeroizing<Vec<u8>>,
+    limit: u64,
+}
+
+impl Write for BoundedBuffer {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if (self.bytes.len() + data.len()) as u64 > self.limit {
+            return Err(io::Error::other("the attachment is larger than announced"));
+        }
+        // Growing by hand: a reallocation must not leave an unwiped copy behind.
+        if self.bytes.capacity() < self.bytes.len() + data.len() {
+            let wanted = (self.bytes.len() + data.len()).max(self.bytes.capacity() * 2);
+            let mut grown = Zeroizing::new(Vec::with_capacity(wanted));
+            grown.extend_from_slice(&self.bytes);
+            self.bytes = grown;
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn open_stream(key: &FileKey, input: &mut File) -> Result<Decryptor, AttachmentFileError> {
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    input.take(HEADER_LEN as u64).read_to_end(&mut header)?;
+    if header.len() < HEADER_LEN {
+        return Err(StreamError::ShortHeader.into());
+    }
+    Ok(Decryptor::new(key, &header)?)
+}
+
+/// Decrypts the rest of `input` chunk by chunk into `output`; returns the plaintext length.
+fn decrypt_chunks(
+    mut decryptor: Decryptor,
+    input: &mut File,
+    output: &mut impl Write,
+) -> Result<u64, AttachmentFileError> {
+    let mut buffer = Vec::with_capacity(CHUNK_SIZE);
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + AES_GCM_TAG_LEN));
+    let mut written = 0u64;
+    loop {
+        read_chunk(input, &mut buffer)?;
+        if buffer.is_empty() {
+            break;
+        }
+        decryptor.update(&buffer, &mut plaintext)?;
+        written += drain_into(&mut plaintext, output)?;
+    }
+    decryptor.finish(&mut plaintext)?;
+    written += drain_into(&mut plaintext, output)?;
+    Ok(written)
+}
+
 /// Writes `plaintext` out and wipes it; returns how many bytes were written.
-fn drain_into(plaintext: &mut Vec<u8>, output: &mut File) -> io::Result<u64> {
+fn drain_into(plaintext: &mut Vec<u8>, output: &mut impl Write) -> io::Result<u64> {
     output.write_all(plaintext)?;
     let len = plaintext.len() as u64;
     plaintext.zeroize();

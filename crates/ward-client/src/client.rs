@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -26,10 +27,13 @@ use ward_proto::group_data::{GroupData, MemberRole};
 use ward_proto::relay_api::{CommitRequest, Inbox, InboxEntry, MessageRequest};
 use ward_proto::{BlobId, ClientMessageId, DeviceId, GroupId, UserId, WireMessage};
 
-use crate::attachment_file::{decrypt_file, encrypt_file, AttachmentFileError};
+use crate::attachment_file::{
+    decrypt_file, decrypt_to_memory, encrypt_file, encrypt_reader, AttachmentFileError,
+    EncryptedFile,
+};
 use crate::history::SearchHit;
 use crate::keychain::{Keychain, KeychainError};
-use crate::policy::{Policy, PolicyError};
+use crate::policy::{NotificationLevel, Policy, PolicyError, UserSettings};
 use crate::profile::{open_profile, OpenError, OpenedProfile, ProfileDir};
 use crate::relay_client::{check_relay_url, RelayClient, RelayError};
 use crate::store::{Store, StoreError};
@@ -54,6 +58,8 @@ const REFUSALS_BEFORE_SKIPPING: i64 = 3;
 const SEARCH_LIMIT: usize = 200;
 /// Where received and sent attachment ciphertext is kept, inside the profile folder.
 const ATTACHMENT_FOLDER: &str = "attachments";
+/// The device setting holding the clinician's notification level.
+const NOTIFICATION_LEVEL_SETTING: &str = "user.notification_level";
 
 /// Why a client operation failed. `Display` is a sentence for the clinician; none carries
 /// message content or keys.
@@ -141,6 +147,12 @@ pub enum ClientError {
          before sending (your organization requires this)"
     )]
     ChangedKeyUnverified(String),
+    /// The organization decides this setting, or the value is theirs alone to choose.
+    #[error("your organization manages this setting")]
+    SettingManaged,
+    /// The attachment could not be read as an ECG.
+    #[error(transparent)]
+    Ecg(#[from] crate::ecg::EcgError),
 }
 
 impl From<rusqlite::Error> for ClientError {
@@ -587,6 +599,34 @@ impl Client {
             let _ = fs::remove_file(folder.join(hex::encode(blob)));
         }
         Ok(deleted)
+    }
+
+    /// What this clinician chose in the app's settings, saved with the history. Policy still
+    /// comes first: see [`crate::policy::EffectiveSettings::resolve`].
+    pub fn user_settings(&self) -> Result<UserSettings> {
+        let level = self
+            .store
+            .setting(NOTIFICATION_LEVEL_SETTING)?
+            .as_deref()
+            .and_then(NotificationLevel::parse);
+        Ok(UserSettings {
+            notification_level: level,
+            ..UserSettings::default()
+        })
+    }
+
+    /// Saves how much this clinician's notifications say. `content` is the organization's
+    /// decision alone, so it is refused here.
+    pub fn set_notification_level(&mut self, level: NotificationLevel) -> Result<()> {
+        if level > NotificationLevel::Sender {
+            return Err(ClientError::SettingManaged);
+        }
+        if self.policy.notification_level.is_some() {
+            return Err(ClientError::SettingManaged);
+        }
+        self.store
+            .set_setting(NOTIFICATION_LEVEL_SETTING, level.as_str())?;
+        Ok(())
     }
 
     /// Who this device is.
@@ -1255,31 +1295,55 @@ impl Client {
             let WireMessage::Application { epoch, message, .. } = &wire else {
                 return Err(ClientError::Conversation(ConversationError::Malformed));
             };
-            let (id, kind, body) = match content {
-                AppContent::Text { id, body } => (*id, "text", body.clone()),
+            let shown = match content {
+                AppContent::Text { id, body } => Some((*id, "text", body.clone())),
                 AppContent::Attachment { id, attachment } => {
-                    (*id, "attachment", attachment.name.clone())
+                    Some((*id, "attachment", attachment.name.clone()))
                 }
-                _ => return Err(ClientError::Conversation(ConversationError::Malformed)),
+                // Applied here as every other member applies them on receipt.
+                AppContent::Edit { target, body, .. } => {
+                    tx.execute(
+                        "UPDATE message SET body = ?3, edited = 1
+                         WHERE group_id = ?1 AND client_id = ?2",
+                        params![
+                            group.as_bytes().as_slice(),
+                            target.as_bytes().as_slice(),
+                            body
+                        ],
+                    )?;
+                    None
+                }
+                AppContent::Delete { target, .. } => {
+                    forget_message(&tx, group, &me.user, target)?;
+                    None
+                }
+                AppContent::Receipt { .. } => None,
             };
-            tx.execute(
-                "INSERT INTO message (group_id, sender_user, sender_device, client_id, sequence,
-                                      kind, body, status, at)
-                 VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, 'sending', ?7)",
-                params![
-                    group.as_bytes().as_slice(),
-                    me.user.as_bytes().as_slice(),
-                    me.device.as_bytes().as_slice(),
-                    id.as_bytes().as_slice(),
-                    kind,
-                    body,
-                    now()
-                ],
-            )?;
-            let row = tx.last_insert_rowid();
-            if let (Some(attachment), AppContent::Attachment { .. }) = (attachment, content) {
-                attachment.insert(&tx, row, true)?;
-            }
+            let row = match shown {
+                Some((id, kind, body)) => {
+                    tx.execute(
+                        "INSERT INTO message (group_id, sender_user, sender_device, client_id,
+                                              sequence, kind, body, status, at)
+                         VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, 'sending', ?7)",
+                        params![
+                            group.as_bytes().as_slice(),
+                            me.user.as_bytes().as_slice(),
+                            me.device.as_bytes().as_slice(),
+                            id.as_bytes().as_slice(),
+                            kind,
+                            body,
+                            now()
+                        ],
+                    )?;
+                    let row = tx.last_insert_rowid();
+                    if let (Some(attachment), AppContent::Attachment { .. }) = (attachment, content)
+                    {
+                        attachment.insert(&tx, row, true)?;
+                    }
+                    Some(row)
+                }
+                None => None,
+            };
             tx.execute(
                 "INSERT INTO outbox (group_id, is_commit, send_id, epoch, body, added, removed,
                                      intent, message_id)
@@ -1293,13 +1357,165 @@ impl Client {
                 ],
             )?;
         }
-        tx.execute(
-            "UPDATE conversation SET last_activity = ?2 WHERE group_id = ?1",
-            params![group.as_bytes().as_slice(), now()],
-        )?;
+        let receipts_only = contents
+            .iter()
+            .all(|content| matches!(content, AppContent::Receipt { .. }));
+        if !receipts_only {
+            tx.execute(
+                "UPDATE conversation SET last_activity = ?2 WHERE group_id = ?1",
+                params![group.as_bytes().as_slice(), now()],
+            )?;
+        }
         save_mls(&tx, device)?;
         tx.commit()?;
         self.send_outbox()
+    }
+
+    /// Replaces the text of a message this clinician sent, for every member.
+    pub fn edit_message(&mut self, client_id: &str, text: &str) -> Result<()> {
+        let (group, target, kind) = self.own_message(client_id)?;
+        if kind != "text" {
+            return Err(ClientError::UnknownMessage);
+        }
+        let id = ClientMessageId(random()?);
+        self.send_contents(
+            &group,
+            vec![AppContent::Edit {
+                id,
+                target,
+                body: text.to_owned(),
+            }],
+            None,
+        )
+    }
+
+    /// Deletes a message this clinician sent, for every member: its text, or its attachment's
+    /// key and local ciphertext, are gone from every device that applies it.
+    pub fn delete_message(&mut self, client_id: &str) -> Result<()> {
+        let (group, target, _) = self.own_message(client_id)?;
+        let id = ClientMessageId(random()?);
+        self.send_contents(&group, vec![AppContent::Delete { id, target }], None)?;
+        self.remove_deleted_ciphertexts()
+    }
+
+    /// The conversation, id and kind of a message this clinician sent and has not deleted.
+    fn own_message(&self, client_id: &str) -> Result<(GroupId, ClientMessageId, String)> {
+        let bytes = hex::decode(client_id.trim()).map_err(|_| ClientError::UnknownMessage)?;
+        let target = ClientMessageId(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| ClientError::UnknownMessage)?,
+        );
+        let found: Option<(Vec<u8>, String)> = self
+            .store
+            .connection()
+            .query_row(
+                "SELECT group_id, kind FROM message
+                 WHERE client_id = ?1 AND sender_user = ?2 AND deleted = 0",
+                params![bytes, self.me().as_bytes().as_slice()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        let (group, kind) = found.ok_or(ClientError::UnknownMessage)?;
+        let group = GroupId(
+            group
+                .as_slice()
+                .try_into()
+                .map_err(|_| ClientError::UnknownMessage)?,
+        );
+        Ok((group, target, kind))
+    }
+
+    /// Removes the local ciphertext of attachments whose message was deleted: with the key gone
+    /// it is noise, and it should not take up the ward PC's disk.
+    fn remove_deleted_ciphertexts(&mut self) -> Result<()> {
+        let blobs: Vec<Vec<u8>> = {
+            let connection = self.store.connection();
+            let mut statement = connection.prepare(
+                "SELECT attachment.blob_id FROM attachment JOIN message
+                     ON message.id = attachment.message_id
+                 WHERE message.deleted = 1 AND attachment.stored = 1",
+            )?;
+            let rows = statement.query_map([], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let folder = self.attachment_folder()?;
+        for blob in blobs {
+            match fs::remove_file(folder.join(hex::encode(&blob))) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error.into()),
+            }
+            self.store.connection().execute(
+                "UPDATE attachment SET stored = 0 WHERE blob_id = ?1",
+                params![blob],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Tells each conversation's members which of their messages reached this device. The app
+    /// calls it after each sync; a relay that cannot be reached leaves them for the next one.
+    pub fn send_delivery_receipts(&mut self) -> Result<()> {
+        self.send_receipts(None, ReceiptKind::Delivered)
+    }
+
+    /// Sends receipts of `kind` for received messages whose furthest receipt is short of it, in
+    /// `only` or in every conversation.
+    fn send_receipts(&mut self, only: Option<&GroupId>, kind: ReceiptKind) -> Result<()> {
+        let (level, filter) = match kind {
+            ReceiptKind::Delivered => ("delivered", "receipt IS NULL"),
+            ReceiptKind::Read => ("read", "(receipt IS NULL OR receipt = 'delivered')"),
+        };
+        let pending: Vec<(Vec<u8>, Vec<u8>)> = {
+            let connection = self.store.connection();
+            let mut statement = connection.prepare(&format!(
+                "SELECT group_id, client_id FROM message
+                 WHERE status = 'received' AND deleted = 0 AND {filter}
+                   AND (?1 IS NULL OR group_id = ?1)
+                 ORDER BY group_id, id"
+            ))?;
+            let rows = statement.query_map(
+                params![only.map(|group| group.as_bytes().to_vec())],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut by_group: BTreeMap<Vec<u8>, Vec<ClientMessageId>> = BTreeMap::new();
+        for (group, id) in pending {
+            if let Ok(id) = id.as_slice().try_into() {
+                by_group.entry(group).or_default().push(ClientMessageId(id));
+            }
+        }
+        for (group_bytes, ids) in by_group {
+            let Ok(group) = group_bytes.as_slice().try_into().map(GroupId) else {
+                continue;
+            };
+            let contents = ids
+                .chunks(RECEIPT_IDS_PER_MESSAGE)
+                .map(|chunk| AppContent::Receipt {
+                    kind,
+                    ids: chunk.to_vec(),
+                })
+                .collect();
+            match self.send_contents(&group, contents, None) {
+                Ok(()) => {}
+                // A receipt is a courtesy: a changed key waiting for verification, or a
+                // conversation this device has left, must not stop anything else.
+                Err(ClientError::ChangedKeyUnverified(_) | ClientError::UnknownMessage) => {}
+                Err(error) => return Err(error),
+            }
+            let tx = self.store.connection_mut().transaction()?;
+            for id in &ids {
+                tx.execute(
+                    "UPDATE message SET receipt = ?3 WHERE group_id = ?1 AND client_id = ?2",
+                    params![group_bytes, id.as_bytes().as_slice(), level],
+                )?;
+            }
+            tx.commit()?;
+        }
+        Ok(())
     }
 
     /// Refuses a new key exchange with any of `users` while their key changed unverified, when
@@ -1338,17 +1554,54 @@ impl Client {
     /// Encrypts the file at `path`, uploads the ciphertext and sends it to `target`. The
     /// ciphertext stays in the profile folder; the plaintext is never copied.
     pub fn send_file(&mut self, target: &str, path: &Path) -> Result<ClientMessageId> {
-        let group = self.resolve_chat(target)?;
         let name = path
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_else(|| "attachment".to_owned());
-        let media_type = media_type_of(&name).to_owned();
+        let size = fs::metadata(path)?.len();
+        self.send_attachment(
+            target,
+            &name,
+            size,
+            |key, stored| encrypt_file(key, path, stored),
+            &mut |_, _| {},
+        )
+    }
+
+    /// Sends `bytes` as an attachment named `name`: a file the clinician picked, dropped or
+    /// pasted into the app. The bytes are encrypted straight from memory; `progress` hears how
+    /// much of the ciphertext has been uploaded.
+    pub fn send_bytes(
+        &mut self,
+        target: &str,
+        name: &str,
+        bytes: &[u8],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ClientMessageId> {
+        let name = attachment_name(name);
+        self.send_attachment(
+            target,
+            &name,
+            bytes.len() as u64,
+            |key, stored| encrypt_reader(key, bytes, stored),
+            progress,
+        )
+    }
+
+    fn send_attachment(
+        &mut self,
+        target: &str,
+        name: &str,
+        size: u64,
+        encrypt: impl FnOnce(&FileKey, &Path) -> std::result::Result<EncryptedFile, AttachmentFileError>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ClientMessageId> {
+        let group = self.resolve_chat(target)?;
+        let media_type = media_type_of(name).to_owned();
         if !self.policy.allows_media_type(&media_type) {
             return Err(ClientError::AttachmentTypeNotAllowed(media_type));
         }
         if let Some(limit_mb) = self.policy.attachment_max_mb {
-            let size = fs::metadata(path)?.len();
             if size > u64::from(limit_mb) * 1_000_000 {
                 return Err(ClientError::AttachmentTooLarge {
                     size_mb: size.div_ceil(1_000_000),
@@ -1356,13 +1609,21 @@ impl Client {
                 });
             }
         }
+        // Refused before the upload, not after it: the clinician learns at once.
+        self.refuse_changed_keys(&self.member_users(&group)?)?;
         let folder = self.attachment_folder()?;
         let blob_id = BlobId(random()?);
         let stored = folder.join(hex::encode(blob_id.as_bytes()));
         let partial = stored.with_extension("part");
         let key = FileKey::generate().map_err(AttachmentFileError::from)?;
-        let encrypted = encrypt_file(&key, path, &partial)?;
-        self.relay.put_blob(self.device.key(), &blob_id, &partial)?;
+        let encrypted = encrypt(&key, &partial)?;
+        let uploaded = self
+            .relay
+            .put_blob(self.device.key(), &blob_id, &partial, progress);
+        if let Err(error) = uploaded {
+            let _ = fs::remove_file(&partial);
+            return Err(error.into());
+        }
         fs::rename(&partial, &stored)?;
         let id = ClientMessageId(random()?);
         let file_key = FileKeyBytes::from_slice(key.as_bytes()).ok_or(ClientError::NoRandomness)?;
@@ -1372,7 +1633,7 @@ impl Client {
             ciphertext_sha256: encrypted.ciphertext_sha256,
             size: encrypted.plaintext_len,
             media_type: &media_type,
-            name: &name,
+            name,
         };
         self.send_contents(
             &group,
@@ -1384,7 +1645,7 @@ impl Client {
                     ciphertext_sha256: encrypted.ciphertext_sha256,
                     size: encrypted.plaintext_len,
                     media_type: media_type.clone(),
-                    name: name.clone(),
+                    name: name.to_owned(),
                 },
             }],
             Some(&row),
@@ -1402,20 +1663,51 @@ impl Client {
     /// file at `out`, downloading the ciphertext first if this device does not have it yet. This
     /// is the "Save as…" path: the only way a plaintext file reaches disk.
     pub fn fetch_file(&mut self, client_id: &str, out: &Path) -> Result<u64> {
+        let (path, key, _) = self.stored_attachment(client_id, &mut |_, _| {})?;
+        Ok(decrypt_file(&key, &path, out)?)
+    }
+
+    /// Decrypts the attachment of the message `client_id` (hex) into memory for a viewer,
+    /// downloading the ciphertext first if needed; `progress` hears how much has arrived. The
+    /// returned buffer wipes itself on drop.
+    pub fn attachment_bytes(
+        &mut self,
+        client_id: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let (path, key, size) = self.stored_attachment(client_id, progress)?;
+        Ok(decrypt_to_memory(&key, &path, size)?)
+    }
+
+    /// The local ciphertext file of a message's attachment, its key and its announced plaintext
+    /// size; the ciphertext is downloaded and checked first when this device does not have it.
+    fn stored_attachment(
+        &mut self,
+        client_id: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(PathBuf, FileKey, u64)> {
         let client_id = hex::decode(client_id.trim()).map_err(|_| ClientError::UnknownMessage)?;
         let found: Option<StoredAttachment> = self
             .store
             .connection()
             .query_row(
                 "SELECT attachment.blob_id, attachment.file_key, attachment.ciphertext_sha256,
-                        attachment.stored
+                        attachment.stored, attachment.size
                  FROM message JOIN attachment ON attachment.message_id = message.id
                  WHERE message.client_id = ?1 AND message.deleted = 0",
                 params![client_id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                },
             )
             .optional()?;
-        let Some((blob, file_key, sha256, stored)) = found else {
+        let Some((blob, file_key, sha256, stored, size)) = found else {
             let exists: bool = self.store.connection().query_row(
                 "SELECT count(*) > 0 FROM message WHERE client_id = ?1",
                 params![client_id],
@@ -1428,6 +1720,7 @@ impl Client {
             });
         };
         let file_key = zeroize::Zeroizing::new(file_key);
+        let size = u64::try_from(size).map_err(|_| ClientError::AttachmentMismatch)?;
         let blob_id = BlobId(
             blob.as_slice()
                 .try_into()
@@ -1436,9 +1729,23 @@ impl Client {
         let path = self.attachment_folder()?.join(hex::encode(&blob));
         if !stored || !path.exists() {
             let partial = path.with_extension("part");
-            let mut file = fs::File::create(&partial)?;
-            self.relay
-                .get_blob(self.device.key(), &blob_id, &mut file)?;
+            let file = fs::File::create(&partial)?;
+            // The ciphertext is the plaintext plus one tag per chunk: close enough for a bar.
+            let mut counted = CountingWriter {
+                inner: file,
+                done: 0,
+                total: size,
+                progress,
+            };
+            let fetched = self
+                .relay
+                .get_blob(self.device.key(), &blob_id, &mut counted);
+            let file = counted.inner;
+            if let Err(error) = fetched {
+                drop(file);
+                let _ = fs::remove_file(&partial);
+                return Err(error.into());
+            }
             file.sync_all()?;
             drop(file);
             if sha256_of_file(&partial)?.as_slice() != sha256.as_slice() {
@@ -1452,7 +1759,7 @@ impl Client {
             )?;
         }
         let key = FileKey::from_slice(&file_key).ok_or(ClientError::AttachmentMismatch)?;
-        Ok(decrypt_file(&key, &path, out)?)
+        Ok((path, key, size))
     }
 
     /// Messages received and not shown yet, in each conversation's log order. They are marked
@@ -1575,14 +1882,17 @@ impl Client {
     }
 
     /// Marks every message in `chat` read on this device; returns how many were unread.
+    /// Read receipts go to the senders; a relay that cannot be reached leaves them queued.
     pub fn mark_read(&mut self, chat: &str) -> Result<usize> {
         let group = self
             .chat_with_id(chat)?
             .ok_or_else(|| ClientError::UnknownName(chat.to_owned()))?;
-        Ok(self.store.connection().execute(
+        let read = self.store.connection().execute(
             "UPDATE message SET unread = 0 WHERE group_id = ?1 AND unread = 1",
             params![group.as_bytes().as_slice()],
-        )?)
+        )?;
+        self.send_receipts(Some(&group), ReceiptKind::Read)?;
+        Ok(read)
     }
 
     /// Finds messages whose text holds every word of `query` (each as a word prefix, so "pota"
@@ -1597,12 +1907,14 @@ impl Client {
         )?)
     }
 
-    /// How many messages and changes wait in the outbox.
+    /// How many messages and changes wait in the outbox; receipts are not counted, as no one
+    /// waits for them.
     pub fn queued(&self) -> Result<usize> {
-        let count: i64 =
-            self.store
-                .connection()
-                .query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))?;
+        let count: i64 = self.store.connection().query_row(
+            "SELECT count(*) FROM outbox WHERE message_id IS NOT NULL OR is_commit = 1",
+            [],
+            |row| row.get(0),
+        )?;
         Ok(usize::try_from(count).unwrap_or(0))
     }
 
@@ -2025,7 +2337,7 @@ fn in_resync(tx: &Connection, group: &GroupId) -> Result<bool> {
 type SentRow = (i64, Option<i64>, u64);
 
 /// Blob id, file key, ciphertext SHA-256, and whether the ciphertext is in the profile folder.
-type StoredAttachment = (Vec<u8>, Vec<u8>, Vec<u8>, bool);
+type StoredAttachment = (Vec<u8>, Vec<u8>, Vec<u8>, bool, i64);
 
 /// An attachment's row, written with the message that announces it.
 struct AttachmentRow<'a> {
@@ -2503,17 +2815,7 @@ fn store_content(
             )?;
         }
         AppContent::Delete { target, .. } => {
-            tx.execute(
-                "UPDATE message SET body = '', deleted = 1
-                 WHERE group_id = ?1 AND sender_user = ?2 AND client_id = ?3",
-                params![group_bytes, sender_user, target.as_bytes().as_slice()],
-            )?;
-            tx.execute(
-                "UPDATE attachment SET file_key = zeroblob(32)
-                 WHERE message_id IN (SELECT id FROM message WHERE group_id = ?1
-                                      AND sender_user = ?2 AND client_id = ?3)",
-                params![group_bytes, sender_user, target.as_bytes().as_slice()],
-            )?;
+            forget_message(tx, group, &sender.user, &target)?;
         }
         AppContent::Receipt { kind, ids } => {
             let status = match kind {
@@ -2533,11 +2835,38 @@ fn store_content(
                     ],
                 )?;
             }
+            // A receipt is not activity: it must not move the conversation up the list.
+            return Ok(());
         }
     }
     tx.execute(
         "UPDATE conversation SET last_activity = ?2 WHERE group_id = ?1",
         params![group_bytes, now()],
+    )?;
+    Ok(())
+}
+
+/// Applies a deletion by `sender` of their message `target`: the text is wiped and an
+/// attachment's key is overwritten, so what stays on disk is ciphertext no one can open.
+fn forget_message(
+    tx: &Transaction<'_>,
+    group: &GroupId,
+    sender: &UserId,
+    target: &ClientMessageId,
+) -> Result<()> {
+    let group = group.as_bytes().as_slice();
+    let sender = sender.as_bytes().as_slice();
+    let target = target.as_bytes().as_slice();
+    tx.execute(
+        "UPDATE message SET body = '', deleted = 1, unread = 0
+         WHERE group_id = ?1 AND sender_user = ?2 AND client_id = ?3",
+        params![group, sender, target],
+    )?;
+    tx.execute(
+        "UPDATE attachment SET file_key = zeroblob(32)
+         WHERE message_id IN (SELECT id FROM message WHERE group_id = ?1
+                              AND sender_user = ?2 AND client_id = ?3)",
+        params![group, sender, target],
     )?;
     Ok(())
 }
@@ -2576,6 +2905,51 @@ fn sha256_of_file(path: &Path) -> Result<[u8; 32]> {
     let mut digest = [0u8; 32];
     digest.copy_from_slice(context.finish().as_ref());
     Ok(digest)
+}
+
+/// The name an attachment is sent under: what the clinician's file was called, without any
+/// folder, control characters or runaway length, since every recipient sees it and "Save as…"
+/// offers it.
+fn attachment_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .filter(|character| !character.is_control())
+        .take(MAX_ATTACHMENT_NAME_CHARS)
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        "attachment".to_owned()
+    } else {
+        cleaned.to_owned()
+    }
+}
+
+/// Ids per receipt message: a screenful of messages read at once fits in one.
+const RECEIPT_IDS_PER_MESSAGE: usize = 500;
+
+/// Long enough for any real file name; short enough to show in one line.
+const MAX_ATTACHMENT_NAME_CHARS: usize = 120;
+
+/// A writer that reports how far it has got, for the app's download progress bar.
+struct CountingWriter<'a, W> {
+    inner: W,
+    done: u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(u64, u64),
+}
+
+impl<W: Write> Write for CountingWriter<'_, W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(data)?;
+        self.done += written as u64;
+        (self.progress)(self.done.min(self.total), self.total);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The media type the viewers choose by; anything unknown is opaque bytes.

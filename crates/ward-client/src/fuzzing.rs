@@ -27,3 +27,8 @@ pub fn inbox(data: &[u8]) {
         ward_core::fuzzing::deliver(&messages, &welcomes);
     }
 }
+
+/// An attachment opened in the ECG viewer: DICOM or HL7 aECG bytes from another device.
+pub fn ecg(data: &[u8]) {
+    let _ = crate::ecg::decode(data);
+}

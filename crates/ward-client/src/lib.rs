@@ -10,6 +10,7 @@
 
 pub mod attachment_file;
 pub mod client;
+pub mod ecg;
 pub mod history;
 pub mod keychain;
 pub mod live_sync;

@@ -83,6 +83,11 @@ struct Round {
 
 fn round(client: &mut Client, push: &mut Option<PushSocket>) -> Result<Round, ClientError> {
     let report = client.sync()?;
+    // Receipts are a courtesy to the senders: one that cannot go now goes with a later round.
+    match client.send_delivery_receipts() {
+        Err(ClientError::Relay(error)) if error.is_transient() => {}
+        other => other?,
+    }
     let arrived = client.unshown_messages()?;
     client.mark_shown(&arrived)?;
     if push.is_none() {

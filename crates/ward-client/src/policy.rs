@@ -84,13 +84,24 @@ pub enum NotificationLevel {
 }
 
 impl NotificationLevel {
-    fn parse(text: &str) -> Option<Self> {
+    /// The level named as policy files and the settings screen name it.
+    pub fn parse(text: &str) -> Option<Self> {
         match text {
             "none" => Some(Self::None),
             "generic" => Some(Self::Generic),
             "sender" => Some(Self::Sender),
             "content" => Some(Self::Content),
             _ => None,
+        }
+    }
+
+    /// The level's name, as [`NotificationLevel::parse`] reads it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Generic => "generic",
+            Self::Sender => "sender",
+            Self::Content => "content",
         }
     }
 }

@@ -510,11 +510,21 @@ impl RelayClient {
         key: &DeviceKey,
         id: &BlobId,
         path: &std::path::Path,
+        progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(), RelayError> {
         let url = self.url(&format!("/v1/blobs/{}", hex::encode(id.as_bytes())));
+        // A retried upload reports from zero again; the session call may run twice.
+        let progress = std::cell::RefCell::new(progress);
         self.with_session(key, |client, bearer| {
-            let mut file = std::fs::File::open(path)?;
+            let file = std::fs::File::open(path)?;
             let len = file.metadata()?.len();
+            let mut reporting = progress.borrow_mut();
+            let mut file = CountingReader {
+                inner: file,
+                done: 0,
+                total: len,
+                progress: &mut **reporting,
+            };
             let response = client
                 .agent
                 .put(&url)
@@ -647,5 +657,22 @@ impl PushSocket {
                 Err(_) => return Err(RelayError::Unreachable),
             }
         }
+    }
+}
+
+/// A reader that reports how far it has got, for the app's upload progress bar.
+struct CountingReader<'a, R> {
+    inner: R,
+    done: u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(u64, u64),
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<'_, R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.done += read as u64;
+        (self.progress)(self.done, self.total);
+        Ok(read)
     }
 }

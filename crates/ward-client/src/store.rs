@@ -154,6 +154,12 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO message_search (message_search, rowid, body) VALUES ('delete', old.id, old.body);
         INSERT INTO message_search (rowid, body) VALUES (new.id, new.body);
     END;",
+    // 6: the furthest receipt this device has sent for a received message: NULL, 'delivered' or
+    // 'read'. History from before receipts is taken as read, so an upgrade sends no flood.
+    "ALTER TABLE message ADD COLUMN receipt TEXT;
+    UPDATE message SET receipt = 'read' WHERE status = 'received';
+    CREATE INDEX message_receipt ON message (group_id)
+        WHERE status = 'received' AND receipt IS NULL;",
 ];
 
 /// Saves a device setting on `connection`, which may be a transaction that must include it.

@@ -85,3 +85,14 @@ fn write_seed_corpus() {
         .unwrap();
     }
 }
+
+#[test]
+fn the_ecg_corpus_replays_without_a_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ecg");
+    let mut replayed = 0;
+    for file in std::fs::read_dir(dir).unwrap() {
+        ward_client::fuzzing::ecg(&std::fs::read(file.unwrap().path()).unwrap());
+        replayed += 1;
+    }
+    assert!(replayed >= 4, "only {replayed} corpus files");
+}
