@@ -3,7 +3,7 @@
 // messages carry a sentinel that must never reach a notification or any file in clear.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -24,6 +24,40 @@ const SENTINEL = "SENTINEL7Q4Z";
 const ECG_FILE = join(repoRoot, "crates/ward-client/tests/data/waveform_ecg.dcm");
 const ECG_PLAINTEXT = "Lead I (Einthoven)";
 const screenshots = join(repoRoot, "docs/screenshots");
+
+/** A one-page PDF with a line of text, offsets and all, for the PDF viewer. */
+function onePagePdf(text) {
+  const objects = [
+    "<< /Type /Catalog /Pages 2 0 R >>",
+    "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+    null,
+    "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+  ];
+  const stream = `BT /F1 24 Tf 72 760 Td (${text}) Tj ET`;
+  objects[3] = `<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`;
+  let pdf = "%PDF-1.4\n";
+  const offsets = [];
+  objects.forEach((body, index) => {
+    offsets.push(pdf.length);
+    pdf += `${index + 1} 0 obj\n${body}\nendobj\n`;
+  });
+  const xref = pdf.length;
+  pdf += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
+  for (const offset of offsets) pdf += `${String(offset).padStart(10, "0")} 00000 n \n`;
+  pdf += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return pdf;
+}
+
+/** Opens the newest attachment on `browser`'s screen in its viewer. */
+async function openNewestAttachment(browser, name) {
+  await browser.waitUntil(
+    async () => (await browser.$$('[data-testid="attachment-name"]').map((element) => element.getText())).includes(name),
+    { timeout: 60000, timeoutMsg: `${name} did not arrive` },
+  );
+  const buttons = await browser.$$('[data-testid="open-attachment"]');
+  await buttons[buttons.length - 1].click();
+}
 
 async function shoot(browser, name) {
   await screenshot(browser, name);
@@ -177,6 +211,40 @@ test("two clinicians enroll, chat both ways, verify each other, search; no PHI l
     assert.equal(inkPerRow.length, 12);
     for (const [row, ink] of inkPerRow.entries()) assert.ok(ink > 500, `lead row ${row} has only ${ink} ink pixels`);
     await shoot(b, "ecg-viewer.png");
+    await b.$('[data-testid="close-viewer"]').click();
+
+    // A PDF report and an image open in their viewers too, from memory.
+    const pdfPath = join(artifacts, "discharge-summary.pdf");
+    writeFileSync(pdfPath, onePagePdf("Discharge summary"));
+    await a.$('[data-testid="file-input"]').addValue(pdfPath);
+    await openNewestAttachment(b, "discharge-summary.pdf");
+    const page = b.$('[data-testid="pdf-page"]');
+    await page.waitForExist({ timeout: 30000 });
+    await b.waitUntil(
+      async () =>
+        b.execute(() => {
+          const element = document.querySelector('[data-testid="pdf-page"]');
+          if (!element || element.width === 0) return false;
+          const { data } = element.getContext("2d").getImageData(0, 0, element.width, element.height);
+          let ink = 0;
+          for (let at = 0; at < data.length; at += 4) if (data[at + 3] > 0 && data[at] < 100) ink += 1;
+          return ink > 200;
+        }),
+      { timeout: 30000, timeoutMsg: "the PDF page was not drawn" },
+    );
+    await shoot(b, "pdf-viewer.png");
+    await b.$('[data-testid="close-viewer"]').click();
+    const imagePath = join(artifacts, "wound-photo.png");
+    copyFileSync(join(artifacts, "enrollment.png"), imagePath);
+    await a.$('[data-testid="file-input"]').addValue(imagePath);
+    await openNewestAttachment(b, "wound-photo.png");
+    const image = b.$('[data-testid="image-view"]');
+    await image.waitForExist({ timeout: 30000 });
+    const naturalWidth = () => b.execute(() => document.querySelector('[data-testid="image-view"]')?.naturalWidth ?? 0);
+    await b.waitUntil(async () => (await naturalWidth()) > 0, {
+      timeout: 15000,
+      timeoutMsg: "the image did not load",
+    });
     await b.$('[data-testid="close-viewer"]').click();
 
     // Bob corrects his reply; Alice sees the new text, marked edited.
