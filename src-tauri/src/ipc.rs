@@ -62,6 +62,8 @@ pub struct AccountView {
     pub role: String,
     /// The relay this device talks to.
     pub relay_url: String,
+    /// Said once after enrollment when the name typed differs from the invite's.
+    pub name_note: Option<String>,
 }
 
 impl AccountView {
@@ -72,6 +74,7 @@ impl AccountView {
             name: account.name.clone(),
             role: account.role.clone(),
             relay_url: account.relay_url.clone(),
+            name_note: None,
         }
     }
 }
@@ -673,12 +676,22 @@ pub fn enroll(
     state: State<'_, ShellState>,
     relay_url: String,
     invite: String,
+    display_name: String,
 ) -> Result<AccountView, IpcError> {
     let dir = state.profile_dir.clone().ok_or_else(not_ready)?;
     let opened = state.profile.lock().map_err(|_| not_ready())?.take();
     let client = Client::enroll_opened(&dir, opened, relay_url.trim(), invite.trim(), None)?;
-    let account = AccountView::of(&client);
-    crate::signed_in(&app, client);
+    let mut account = AccountView::of(&client);
+    // The directory shows the name IT put on the invite, which they checked against the
+    // clinician's badge; a name typed here cannot change it, as with the CLI's --name.
+    let typed = display_name.trim();
+    if !typed.is_empty() && !typed.eq_ignore_ascii_case(account.name.trim()) {
+        account.name_note = Some(format!(
+            "IT enrolled you as \u{201c}{}\u{201d}; that is the name colleagues see. Ask IT if it should change.",
+            account.name
+        ));
+    }
+    crate::signed_in(&app, client, account.clone());
     Ok(account)
 }
 

@@ -274,8 +274,7 @@ fn set_profile_status(app: &AppHandle, profile: ProfileStatus) {
 }
 
 /// The profile has just enrolled: the status shows the clinician, and syncing starts.
-pub(crate) fn signed_in(app: &AppHandle, client: Client) {
-    let account = AccountView::of(&client);
+pub(crate) fn signed_in(app: &AppHandle, client: Client, account: AccountView) {
     let state = app.state::<ShellState>();
     let profile = state
         .status

@@ -67,12 +67,13 @@ async function shoot(browser, name) {
   }
 }
 
-async function enroll(browser, { relayUrl, invite }) {
+async function enroll(browser, { relayUrl, invite, displayName }) {
   await browser.$('[data-testid="enrollment"]').waitForExist({ timeout: 30000 });
   if (relayUrl !== undefined) {
     await browser.$("#relay-url").setValue(relayUrl);
     await browser.$("#invite-code").setValue(invite);
   }
+  if (displayName !== undefined) await browser.$("#display-name").setValue(displayName);
   await browser.$('[data-testid="enroll-submit"]').click();
   await browser.$('[data-testid="messenger"]').waitForExist({ timeout: 30000 });
 }
@@ -115,7 +116,9 @@ test("two clinicians enroll, chat both ways, verify each other, search; no PHI l
 
     // Alice types the relay and her invite; Bob's run hands his in, as scripts/run does.
     await shoot(a, "enrollment.png");
-    await enroll(a, { relayUrl: relay.url, invite: aliceInvite });
+    await enroll(a, { relayUrl: relay.url, invite: aliceInvite, displayName: "Alice Example" });
+    // She typed her name without the title IT put on the invite: she is told which name counts.
+    assert.match(await a.$('[data-testid="name-note"]').getText(), /IT enrolled you as .Dr Alice Example./);
     assert.equal(await b.$("#invite-code").getValue(), bobInvite);
     await enroll(b, {});
     assert.equal(await a.$('[data-testid="account-name"]').getText(), "Dr Alice Example");

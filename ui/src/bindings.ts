@@ -12,7 +12,7 @@ export const commands = {
 	/**  Starts Ward again, so a keychain that was unlocked or started meanwhile is picked up. */
 	restartApp: () => __TAURI_INVOKE<void>("restart_app"),
 	/**  Enrolls this profile with the relay: keys are made here and kept in the keychain. */
-	enroll: (relayUrl: string, invite: string) => typedError<AccountView, IpcError>(__TAURI_INVOKE("enroll", { relayUrl, invite })),
+	enroll: (relayUrl: string, invite: string, displayName: string) => typedError<AccountView_Serialize, IpcError>(__TAURI_INVOKE("enroll", { relayUrl, invite, displayName })),
 	/**  The conversations, most recent first. */
 	listChats: () => typedError<ChatView_Serialize[], IpcError>(__TAURI_INVOKE("list_chats")),
 	/**  The messages of one conversation, oldest first. */
@@ -65,13 +65,30 @@ export const events = {
 
 /* Types */
 /**  The signed-in clinician. */
-export type AccountView = {
+export type AccountView = AccountView_Serialize | AccountView_Deserialize;
+
+/**  The signed-in clinician. */
+export type AccountView_Deserialize = {
 	/**  Their name, as IT set it on the invite. */
 	name: string,
 	/**  Their role. */
 	role: string,
 	/**  The relay this device talks to. */
 	relayUrl: string,
+	/**  Said once after enrollment when the name typed differs from the invite's. */
+	nameNote?: string | null,
+};
+
+/**  The signed-in clinician. */
+export type AccountView_Serialize = {
+	/**  Their name, as IT set it on the invite. */
+	name: string,
+	/**  Their role. */
+	role: string,
+	/**  The relay this device talks to. */
+	relayUrl: string,
+	/**  Said once after enrollment when the name typed differs from the invite's. */
+	nameNote: string | null,
 };
 
 /**  What the first screen shows: which Ward this is, and the state of the keychain and the store. */
@@ -376,7 +393,7 @@ export type ProfileStatus_Deserialize =
 /**  The open store. */
 store: StoreStatus; 
 /**  The clinician, once this profile has enrolled. */
-account?: AccountView | null } | 
+account?: AccountView_Deserialize | null } | 
 /**  The profile could not be opened; nothing was changed on disk. */
 { state: "failed"; 
 /**  What went wrong. */
@@ -393,7 +410,7 @@ export type ProfileStatus_Serialize =
 /**  The open store. */
 store: StoreStatus; 
 /**  The clinician, once this profile has enrolled. */
-account: AccountView | null } | 
+account: AccountView_Serialize | null } | 
 /**  The profile could not be opened; nothing was changed on disk. */
 { state: "failed"; 
 /**  What went wrong. */

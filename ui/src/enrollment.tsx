@@ -1,11 +1,12 @@
-// First run: the relay address (fixed when IT set it), the invite code, and one plain sentence
-// about what enrolling does.
+// First run: the relay address (fixed when IT set it), the invite code, the clinician's name, and
+// one plain sentence about what enrolling does.
 import { useState, type FormEvent } from "react";
 import { commands, type EnrollmentDefaults, type IpcError } from "./bindings";
 
 export function Enrollment({ defaults }: { defaults: EnrollmentDefaults }) {
   const [relayUrl, setRelayUrl] = useState(defaults.relayUrl ?? "");
   const [invite, setInvite] = useState(defaults.invite ?? "");
+  const [displayName, setDisplayName] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<IpcError | null>(null);
 
@@ -14,7 +15,7 @@ export function Enrollment({ defaults }: { defaults: EnrollmentDefaults }) {
     setBusy(true);
     setError(null);
     // On success the status event switches the window to the messenger.
-    const result = await commands.enroll(relayUrl, invite);
+    const result = await commands.enroll(relayUrl, invite, displayName);
     setBusy(false);
     if (result.status === "error") setError(result.error);
   }
@@ -53,7 +54,19 @@ export function Enrollment({ defaults }: { defaults: EnrollmentDefaults }) {
         value={invite}
         onChange={(event) => setInvite(event.target.value)}
       />
-      <p className="detail">Your name and role come with the invite, as IT entered them.</p>
+      <label htmlFor="display-name">Your name</label>
+      <input
+        id="display-name"
+        name="display-name"
+        autoComplete="name"
+        value={displayName}
+        aria-describedby="display-name-detail"
+        onChange={(event) => setDisplayName(event.target.value)}
+        placeholder="As on your hospital badge"
+      />
+      <p id="display-name-detail" className="detail">
+        Colleagues see the name and role IT entered on your invite; Ward tells you if it differs.
+      </p>
       {error && (
         <p role="alert" className="error" data-testid="enroll-error" data-code={error.code}>
           {error.message}

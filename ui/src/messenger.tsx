@@ -41,6 +41,7 @@ export function Messenger({
   const [panel, setPanel] = useState<Panel>({ kind: "none" });
   const [revision, setRevision] = useState(0);
   const [connection, setConnection] = useState<ConnectionStatus>({ online: true, queued: 0, problem: null });
+  const [nameNote, setNameNote] = useState(account.nameNote ?? null);
 
   const refresh = useCallback(async () => {
     const [chatList, contactList] = await Promise.all([commands.listChats(), commands.listContacts()]);
@@ -84,6 +85,14 @@ export function Messenger({
           <span className="detail">{account.role}</span>
         </header>
         <ConnectionBanner connection={connection} />
+        {nameNote && (
+          <div className="banner" role="status" data-testid="name-note">
+            {nameNote}{" "}
+            <button type="button" className="link" onClick={() => setNameNote(null)}>
+              OK
+            </button>
+          </div>
+        )}
         <div className="sidebar-actions">
           <button type="button" className="primary" onClick={() => setPanel({ kind: "newChat" })} data-testid="new-chat">
             New chat
