@@ -435,6 +435,7 @@ fn not_ready() -> IpcError {
 #[tauri::command]
 #[specta::specta]
 pub fn app_status(state: State<'_, ShellState>) -> Result<AppStatus, IpcError> {
+    crate::report_first_render();
     state
         .status
         .lock()
@@ -702,19 +703,34 @@ pub fn list_chats(state: State<'_, ShellState>) -> Result<Vec<ChatView>, IpcErro
     state.with_client(|client| Ok(client.chats()?.into_iter().map(ChatView::from).collect()))
 }
 
-/// The messages of one conversation, oldest first.
+/// The newest messages of a conversation, oldest first, and how many it holds in all.
+#[derive(Debug, Clone, Serialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePage {
+    /// The messages, in log order.
+    pub messages: Vec<MessageView>,
+    /// How many messages the conversation has.
+    pub total: u32,
+}
+
+/// The newest `limit` messages of one conversation, oldest first; with `include`, enough older
+/// ones to reach that message. The page asks for more as the clinician scrolls up, so a long
+/// conversation is never held whole in the webview.
 #[tauri::command(async)]
 #[specta::specta]
 pub fn chat_messages(
     state: State<'_, ShellState>,
     chat_id: String,
-) -> Result<Vec<MessageView>, IpcError> {
+    limit: u32,
+    include: Option<String>,
+) -> Result<MessagePage, IpcError> {
     state.with_client(|client| {
-        Ok(client
-            .messages(&chat_id)?
-            .into_iter()
-            .map(MessageView::from)
-            .collect())
+        let (messages, total) =
+            client.messages_page(&chat_id, limit as usize, include.as_deref())?;
+        Ok(MessagePage {
+            messages: messages.into_iter().map(MessageView::from).collect(),
+            total: u32::try_from(total).unwrap_or(u32::MAX),
+        })
     })
 }
 

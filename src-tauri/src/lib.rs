@@ -30,6 +30,7 @@ pub const APP_NAME: &str = "Ward";
 
 /// Runs the desktop app until its window closes.
 pub fn run() -> ExitCode {
+    STARTED.get_or_init(std::time::Instant::now);
     let options =
         match LaunchOptions::parse(std::env::args_os().skip(1), |name| std::env::var_os(name)) {
             Ok(options) => options,
@@ -139,6 +140,8 @@ pub fn run() -> ExitCode {
                     .content_protected(content_protection)
                     .incognito(ephemeral_webview())
                     .build()?;
+            #[cfg(target_os = "linux")]
+            lighten_webview(&window);
             let handle = app.handle().clone();
             window.on_window_event(move |event| {
                 if let WindowEvent::Focused(focused) = event {
@@ -368,6 +371,61 @@ fn report_live_event(app: &AppHandle, event: LiveEvent) {
     if let Err(error) = emitted {
         eprintln!("ward-desktop: could not notify the window: {error}");
     }
+}
+
+/// Ward's page is text, lists and a few canvases: GPU compositing buys it nothing, and where
+/// there is no GPU (ward PCs on VDI, CI) WebKit composites in software GL for about 100 MB more
+/// per window (docs/BENCHMARKS.md). The page is one document that never navigates, so WebKit's
+/// back-forward and memory caches are sized for a document viewer.
+#[cfg(target_os = "linux")]
+fn lighten_webview(window: &tauri::WebviewWindow) {
+    use webkit2gtk::{
+        CacheModel, HardwareAccelerationPolicy, SettingsExt, WebContextExt, WebViewExt,
+    };
+    let applied = window.with_webview(|webview| {
+        let view = webview.inner();
+        if let Some(settings) = WebViewExt::settings(&view) {
+            if !keep_compositing() {
+                settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+            }
+        }
+        if let Some(context) = view.context() {
+            context.set_cache_model(CacheModel::DocumentViewer);
+        }
+    });
+    if let Err(error) = applied {
+        eprintln!("ward-desktop: webview settings not applied: {error}");
+    }
+}
+
+/// Whether the webview keeps WebKit's compositing: only under WebDriver (tauri-driver sets
+/// TAURI_WEBVIEW_AUTOMATION), whose screenshots stall without it in WebKitGTK 2.50, and not when
+/// a benchmark (WARD_BENCH=1) measures the app as clinicians run it.
+#[cfg(target_os = "linux")]
+fn keep_compositing() -> bool {
+    std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() == Ok("true")
+        && std::env::var_os("WARD_BENCH").is_none()
+}
+
+/// When the process started, for the start-up benchmark.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// With WARD_BENCH=1, reports once on stderr how long the window took to show its first
+/// screen: the page asks for the status right after its first render. `scripts/bench-desktop`
+/// reads it; without the variable nothing is printed.
+pub(crate) fn report_first_render() {
+    static REPORTED: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("WARD_BENCH").is_none() {
+        return;
+    }
+    REPORTED.call_once(|| {
+        if let Some(started) = STARTED.get() {
+            eprintln!(
+                "ward-desktop: first render after {} ms",
+                started.elapsed().as_millis()
+            );
+        }
+    });
 }
 
 fn keychain_backend() -> &'static str {

@@ -211,6 +211,7 @@ export function AttachmentViewer({ message, onClose }: { message: MessageView; o
       className="viewer-backdrop"
       onKeyDown={(event) => {
         if (event.key === "Escape") onClose();
+        if (event.key === "Tab") keepFocusInside(event.currentTarget, event);
       }}
     >
       <div className="viewer" role="dialog" aria-modal="true" aria-labelledby="viewer-title" data-testid="viewer">
@@ -236,4 +237,21 @@ export function AttachmentViewer({ message, onClose }: { message: MessageView; o
       </div>
     </div>
   );
+}
+
+/** Tab and Shift+Tab cycle inside the dialog: the page behind it is out of reach while it is open. */
+function keepFocusInside(container: HTMLElement, event: { shiftKey: boolean; preventDefault: () => void }) {
+  const focusable = Array.from(
+    container.querySelectorAll<HTMLElement>('button:not([disabled]), [tabindex="0"], a[href], input, textarea, select'),
+  );
+  const first = focusable[0];
+  const last = focusable[focusable.length - 1];
+  if (!first || !last) return;
+  if (event.shiftKey && document.activeElement === first) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && document.activeElement === last) {
+    event.preventDefault();
+    first.focus();
+  }
 }

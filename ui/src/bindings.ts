@@ -15,8 +15,12 @@ export const commands = {
 	enroll: (relayUrl: string, invite: string, displayName: string) => typedError<AccountView_Serialize, IpcError>(__TAURI_INVOKE("enroll", { relayUrl, invite, displayName })),
 	/**  The conversations, most recent first. */
 	listChats: () => typedError<ChatView_Serialize[], IpcError>(__TAURI_INVOKE("list_chats")),
-	/**  The messages of one conversation, oldest first. */
-	chatMessages: (chatId: string) => typedError<MessageView_Serialize[], IpcError>(__TAURI_INVOKE("chat_messages", { chatId })),
+	/**
+	 *  The newest `limit` messages of one conversation, oldest first; with `include`, enough older
+	 *  ones to reach that message. The page asks for more as the clinician scrolls up, so a long
+	 *  conversation is never held whole in the webview.
+	 */
+	chatMessages: (chatId: string, limit: number, include: string | null) => typedError<MessagePage_Serialize, IpcError>(__TAURI_INVOKE("chat_messages", { chatId, limit, include })),
 	/**  Records which conversation is on screen (`None`: none), and marks it read. */
 	viewChat: (chatId: string | null) => typedError<null, IpcError>(__TAURI_INVOKE("view_chat", { chatId })),
 	/**  Sends a text. It is in the outbox when this returns, sent now or when the relay is back. */
@@ -314,6 +318,25 @@ export type IpcError = {
 	code: ErrorCode,
 	/**  What went wrong and what to do, in words for a clinician. */
 	message: string,
+};
+
+/**  The newest messages of a conversation, oldest first, and how many it holds in all. */
+export type MessagePage = MessagePage_Serialize | MessagePage_Deserialize;
+
+/**  The newest messages of a conversation, oldest first, and how many it holds in all. */
+export type MessagePage_Deserialize = {
+	/**  The messages, in log order. */
+	messages: MessageView_Deserialize[],
+	/**  How many messages the conversation has. */
+	total: number,
+};
+
+/**  The newest messages of a conversation, oldest first, and how many it holds in all. */
+export type MessagePage_Serialize = {
+	/**  The messages, in log order. */
+	messages: MessageView_Serialize[],
+	/**  How many messages the conversation has. */
+	total: number,
 };
 
 /**  A message in the chat view. */

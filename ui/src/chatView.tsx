@@ -56,6 +56,8 @@ export function ChatPane({
   onMembersChanged: () => void;
 }) {
   const [messages, setMessages] = useState<MessageView[]>([]);
+  const [total, setTotal] = useState(0);
+  const [limit, setLimit] = useState(PAGE);
   const [error, setError] = useState<IpcError | null>(null);
   const [sent, setSent] = useState(0);
   const [viewing, setViewing] = useState<MessageView | null>(null);
@@ -63,19 +65,23 @@ export function ChatPane({
   const [dropping, setDropping] = useState(false);
   const [dropped, setDropped] = useState<File[]>([]);
 
+  // Another conversation starts again from its newest page.
+  useEffect(() => setLimit(PAGE), [chat.id]);
+
   useEffect(() => {
     let live = true;
-    void commands.chatMessages(chat.id).then((result) => {
+    void commands.chatMessages(chat.id, limit, highlight).then((result) => {
       if (!live) return;
       if (result.status === "ok") {
-        setMessages(result.data);
+        setMessages(result.data.messages);
+        setTotal(result.data.total);
         setError(null);
       } else setError(result.error);
     });
     return () => {
       live = false;
     };
-  }, [chat.id, revision, sent]);
+  }, [chat.id, revision, sent, limit, highlight]);
 
   const changed = contacts.filter((contact) => !contact.me && contact.keyChanged && chat.memberIds.includes(contact.user));
   const other = chat.direct ? chat.memberIds.find((id) => !contacts.some((c) => c.me && c.user === id)) : undefined;
@@ -150,6 +156,8 @@ export function ChatPane({
       )}
       <MessageList
         messages={messages}
+        total={total}
+        onEarlier={() => setLimit((current) => (messages.length >= current ? current + PAGE : current))}
         highlight={highlight}
         online={online}
         onOpen={setViewing}
@@ -176,14 +184,22 @@ export function ChatPane({
   );
 }
 
+/** Messages fetched at a time: a few screens' worth. Older ones come as the clinician scrolls up. */
+const PAGE = 300;
+
 function MessageList({
   messages,
+  total,
+  onEarlier,
   highlight,
   online,
   onOpen,
   onChanged,
 }: {
   messages: MessageView[];
+  /** How many the conversation has; more than `messages` when older ones are not loaded. */
+  total: number;
+  onEarlier: () => void;
   highlight: string | null;
   online: boolean;
   onOpen: (message: MessageView) => void;
@@ -199,6 +215,20 @@ function MessageList({
     overscan: 12,
   });
   const stickToBottom = useRef(true);
+  const previous = useRef<{ firstKey: string | undefined; size: number }>({ firstKey: undefined, size: 0 });
+
+  // Older messages arrived above: keep the ones on screen where they were.
+  useLayoutEffect(() => {
+    const element = scroller.current;
+    // The first message, not the first row: a day separator stays first when its day grows.
+    const firstKey = rows.find((row) => row.kind === "message")?.key;
+    const size = virtualizer.getTotalSize();
+    const before = previous.current;
+    if (element && before.firstKey && firstKey !== before.firstKey && !stickToBottom.current) {
+      element.scrollTop += size - before.size;
+    }
+    previous.current = { firstKey, size };
+  }, [rows, virtualizer]);
 
   // New messages keep the view at the bottom unless the clinician scrolled up to read.
   useLayoutEffect(() => {
@@ -213,50 +243,59 @@ function MessageList({
   }, [rows, highlight, virtualizer]);
 
   return (
-    <div
-      ref={scroller}
-      className="messages"
-      role="log"
-      aria-label="Messages"
-      aria-live="polite"
-      tabIndex={0}
-      data-testid="messages"
-      data-count={messages.length}
-      onScroll={(event) => {
-        const element = event.currentTarget;
-        stickToBottom.current = element.scrollHeight - element.scrollTop - element.clientHeight < 80;
-      }}
-    >
-      {messages.length === 0 && <p className="empty">No messages yet. Say hello.</p>}
-      <div style={{ height: virtualizer.getTotalSize(), position: "relative" }}>
-        {virtualizer.getVirtualItems().map((item) => {
-          const row = rows[item.index];
-          if (!row) return null;
-          return (
-            <div
-              key={item.key}
-              data-index={item.index}
-              ref={virtualizer.measureElement}
-              style={{ position: "absolute", top: 0, left: 0, right: 0, transform: `translateY(${item.start}px)` }}
-            >
-              {row.kind === "day" ? (
-                <div className="day-separator" role="separator" aria-label={row.label}>
-                  <span>{row.label}</span>
-                </div>
-              ) : (
-                <MessageBubble
-                  message={row.message}
-                  highlighted={row.message.clientId === highlight}
-                  online={online}
-                  onOpen={() => onOpen(row.message)}
-                  onChanged={onChanged}
-                />
-              )}
-            </div>
-          );
-        })}
+    <>
+      {messages.length < total && (
+        <button type="button" className="link earlier" onClick={onEarlier} data-testid="earlier-messages">
+          Show earlier messages ({total - messages.length} more)
+        </button>
+      )}
+      <div
+        ref={scroller}
+        className="messages"
+        role="log"
+        aria-label="Messages"
+        aria-live="polite"
+        tabIndex={0}
+        data-testid="messages"
+        data-count={messages.length}
+        data-total={total}
+        onScroll={(event) => {
+          const element = event.currentTarget;
+          stickToBottom.current = element.scrollHeight - element.scrollTop - element.clientHeight < 80;
+          if (element.scrollTop < 400 && messages.length < total) onEarlier();
+        }}
+      >
+        {messages.length === 0 && <p className="empty">No messages yet. Say hello.</p>}
+        <div style={{ height: virtualizer.getTotalSize(), position: "relative" }}>
+          {virtualizer.getVirtualItems().map((item) => {
+            const row = rows[item.index];
+            if (!row) return null;
+            return (
+              <div
+                key={item.key}
+                data-index={item.index}
+                ref={virtualizer.measureElement}
+                style={{ position: "absolute", top: 0, left: 0, right: 0, transform: `translateY(${item.start}px)` }}
+              >
+                {row.kind === "day" ? (
+                  <div className="day-separator" role="separator" aria-label={row.label}>
+                    <span>{row.label}</span>
+                  </div>
+                ) : (
+                  <MessageBubble
+                    message={row.message}
+                    highlighted={row.message.clientId === highlight}
+                    online={online}
+                    onOpen={() => onOpen(row.message)}
+                    onChanged={onChanged}
+                  />
+                )}
+              </div>
+            );
+          })}
+        </div>
       </div>
-    </div>
+    </>
   );
 }
 

@@ -1467,6 +1467,17 @@ fn the_apps_calls_edit_delete_receipt_search_and_open_files_in_memory() {
     assert!(deleted.deleted && deleted.text.is_empty());
     assert!(b.search("potassium", None).unwrap().is_empty());
 
+    // The app reads a conversation a page at a time, newest first, reaching back to a search hit.
+    let (page, total) = b.messages_page(&chat, 1, None).unwrap();
+    assert_eq!((page.len(), total), (1, 2));
+    assert_eq!(page[0].kind, "attachment");
+    let (page, _) = b.messages_page(&chat, 1, Some(&first)).unwrap();
+    let ids: Vec<&str> = page
+        .iter()
+        .map(|message| message.client_id.as_str())
+        .collect();
+    assert_eq!(ids, [first.as_str(), file.client_id.as_str()]);
+
     // The notification setting is kept with the history; message text is not the user's call.
     assert_eq!(b.user_settings().unwrap().notification_level, None);
     b.set_notification_level(NotificationLevel::Sender).unwrap();

@@ -1782,6 +1782,53 @@ impl Client {
         )
     }
 
+    /// The newest `limit` messages of one conversation in log order, and how many it has in all.
+    /// With `include` (a client id, hex), enough older ones are added to reach that message, so
+    /// a search result can be shown in place.
+    pub fn messages_page(
+        &mut self,
+        chat: &str,
+        limit: usize,
+        include: Option<&str>,
+    ) -> Result<(Vec<ShownMessage>, usize)> {
+        let group = self.resolve_chat(chat)?;
+        let group = group.as_bytes().as_slice();
+        let connection = self.store.connection();
+        // One key orders the log: sent and received by sequence, unsent ones last by row.
+        const KEY: &str = "(sequence IS NULL, coalesce(sequence, 0), id)";
+        let total: i64 = connection.query_row(
+            "SELECT count(*) FROM message WHERE group_id = ?1",
+            params![group],
+            |row| row.get(0),
+        )?;
+        let mut wanted = i64::try_from(limit).unwrap_or(i64::MAX);
+        if let Some(include) = include.and_then(|id| hex::decode(id.trim()).ok()) {
+            let from_it: Option<i64> = connection
+                .query_row(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM message AS later
+                                 WHERE later.group_id = ?1
+                                   AND (later.sequence IS NULL, coalesce(later.sequence, 0),
+                                        later.id) >= {KEY})
+                         FROM message WHERE group_id = ?1 AND client_id = ?2"
+                    ),
+                    params![group, include],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            wanted = wanted.max(from_it.unwrap_or(0));
+        }
+        let messages = self.query_messages(
+            "WHERE message.id IN (SELECT id FROM message WHERE group_id = ?1
+                                  ORDER BY sequence IS NULL DESC,
+                                           coalesce(sequence, 0) DESC, id DESC
+                                  LIMIT ?2)
+             ORDER BY message.sequence IS NULL, message.sequence, message.id",
+            params![group, wanted],
+        )?;
+        Ok((messages, usize::try_from(total).unwrap_or(0)))
+    }
+
     fn query_messages(
         &self,
         filter: &str,
