@@ -5,6 +5,7 @@ import { Suspense, lazy, useEffect, useRef, useState } from "react";
 import { invoke } from "@tauri-apps/api/core";
 import { commands, events, type EcgView, type IpcError, type MessageView } from "./bindings";
 import { EcgPaper } from "./ecgPaper";
+import { ErrorAlert } from "./errorAlert";
 
 // pdf.js is large; it loads when the first PDF is opened, not at start-up.
 const PdfPages = lazy(() => import("./pdfPages").then((module) => ({ default: module.PdfPages })));
@@ -149,11 +150,7 @@ export function AttachmentBody({ message, onOpen }: { message: MessageView; onOp
         </div>
       )}
       {saved && <p className="detail">{saved}</p>}
-      {error && (
-        <p role="alert" className="error">
-          {error.message}
-        </p>
-      )}
+      <ErrorAlert error={error} />
     </div>
   );
 }

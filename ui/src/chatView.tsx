@@ -7,6 +7,7 @@ import { commands, type ChatView, type ContactView, type IpcError, type MessageV
 import { AttachmentBody, AttachmentViewer, ProgressBar, newTransfer, sendFile, useProgress } from "./attachments";
 import { clock, dayKey, dayLabel } from "./dates";
 import { MembersPanel } from "./members";
+import { ErrorAlert } from "./errorAlert";
 
 type Row = { kind: "day"; key: string; label: string } | { kind: "message"; key: string; message: MessageView };
 
@@ -149,11 +150,7 @@ export function ChatPane({
           </button>
         </div>
       ))}
-      {error && (
-        <p role="alert" className="error">
-          {error.message}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       <MessageList
         messages={messages}
         total={total}
@@ -428,11 +425,7 @@ function MessageBubble({
           </button>
         </div>
       )}
-      {error && (
-        <p role="alert" className="error">
-          {error.message}
-        </p>
-      )}
+      <ErrorAlert error={error} />
     </article>
   );
 }
@@ -518,11 +511,7 @@ function Composer({
         void send();
       }}
     >
-      {error && (
-        <p role="alert" className="error" data-testid="send-error" data-code={error.code}>
-          {error.message}
-        </p>
-      )}
+      <ErrorAlert error={error} testId="send-error" />
       <label htmlFor="composer-text" className="visually-hidden">
         Message
       </label>

@@ -2,6 +2,7 @@
 // one plain sentence about what enrolling does.
 import { useState, type FormEvent } from "react";
 import { commands, type EnrollmentDefaults, type IpcError } from "./bindings";
+import { ErrorAlert } from "./errorAlert";
 
 export function Enrollment({ defaults }: { defaults: EnrollmentDefaults }) {
   const [relayUrl, setRelayUrl] = useState(defaults.relayUrl ?? "");
@@ -67,11 +68,7 @@ export function Enrollment({ defaults }: { defaults: EnrollmentDefaults }) {
       <p id="display-name-detail" className="detail">
         Colleagues see the name and role IT entered on your invite; Ward tells you if it differs.
       </p>
-      {error && (
-        <p role="alert" className="error" data-testid="enroll-error" data-code={error.code}>
-          {error.message}
-        </p>
-      )}
+      <ErrorAlert error={error} testId="enroll-error" />
       <button type="submit" className="primary" disabled={busy} data-testid="enroll-submit">
         {busy ? "Setting up…" : "Set up Ward"}
       </button>

@@ -2,6 +2,7 @@
 // Every change is an MLS commit, so it can take a moment and can fail; errors say why.
 import { useState } from "react";
 import { commands, type ChatView, type ContactView, type IpcError } from "./bindings";
+import { ErrorAlert } from "./errorAlert";
 
 export function MembersPanel({
   chat,
@@ -43,11 +44,7 @@ export function MembersPanel({
           Close
         </button>
       </header>
-      {error && (
-        <p role="alert" className="error">
-          {error.message}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       <ul className="member-list">
         {chat.memberIds.map((id, index) => (
           <li key={id}>

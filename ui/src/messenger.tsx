@@ -17,6 +17,7 @@ import {
 import { ChatPane } from "./chatView";
 import { lastActivity } from "./dates";
 import { VerificationPanel } from "./verification";
+import { ErrorAlert } from "./errorAlert";
 
 type Panel =
   | { kind: "none" }
@@ -287,11 +288,7 @@ function NewChat({ onClose, onOpened }: { onClose: () => void; onOpened: (chatId
         data-testid="directory-search"
         autoFocus
       />
-      {error && (
-        <p role="alert" className="error" data-testid="new-chat-error">
-          {error.message}
-        </p>
-      )}
+      <ErrorAlert error={error} testId="new-chat-error" />
       {team ? (
         <form onSubmit={(event) => void createTeam(event)}>
           <fieldset>
@@ -472,11 +469,7 @@ function NotificationChoice({ settings }: { settings: SettingView[] }) {
           {label}
         </label>
       ))}
-      {error && (
-        <p role="alert" className="error">
-          {error.message}
-        </p>
-      )}
+      <ErrorAlert error={error} />
     </fieldset>
   );
 }

@@ -2,6 +2,7 @@
 // them verified after the two clinicians compared numbers in person or by phone.
 import { useEffect, useState } from "react";
 import { commands, type IpcError, type VerificationView } from "./bindings";
+import { ErrorAlert } from "./errorAlert";
 
 export function QrCode({ width, dark, label }: { width: number; dark: boolean[]; label: string }) {
   const quiet = 4;
@@ -60,11 +61,7 @@ export function VerificationPanel({
           Close
         </button>
       </header>
-      {error && (
-        <p role="alert" className="error">
-          {error.message}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       {view && (
         <>
           <p>
