@@ -191,8 +191,8 @@ export function notificationLog(home) {
 }
 
 /** A real relay process on loopback with its embedded SQLite in a fresh folder. */
-export async function startRelay(port) {
-  const dataDir = mkdtempSync(join(tmpdir(), "ward-e2e-relay-"));
+/** A relay on loopback; `dataDir` restarts one that was stopped, with everything it held. */
+export async function startRelay(port, { dataDir = mkdtempSync(join(tmpdir(), "ward-e2e-relay-")) } = {}) {
   const relay = process.env.WARD_RELAY ?? join(repoRoot, "target/debug/ward-relay");
   const log = openSync(join(artifacts, `relay-${port}.log`), "w");
   const child = spawn(relay, ["--data-dir", dataDir, "serve", "--listen", `127.0.0.1:${port}`], {
@@ -218,8 +218,12 @@ export async function startRelay(port) {
         .toString()
         .trim();
     },
+    /** Stops it; resolves once the process has exited and the port is free. */
     stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+      const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");
+      return exited;
     },
   };
 }

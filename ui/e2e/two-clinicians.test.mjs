@@ -101,7 +101,7 @@ async function waitForText(browser, text) {
 }
 
 test("two clinicians enroll, chat both ways, verify each other, search; no PHI leaks", async () => {
-  const relay = await startRelay(47443);
+  let relay = await startRelay(47443);
   const alice = makeHome("alice");
   const bob = makeHome("bob");
   const aliceDriver = await startDriver({ home: alice, port: 4444, keyring: true, notifications: true });
@@ -259,6 +259,35 @@ test("two clinicians enroll, chat both ways, verify each other, search; no PHI l
     await b.keys("Enter");
     await waitForText(a, corrected);
 
+    // The relay goes away. Alice is told she is offline, writes anyway, and sees the message wait
+    // in the outbox; when the relay is back, it goes out by itself and reaches Bob.
+    await relay.stop();
+    await a.$('[data-testid="connection-banner"][data-online="false"]').waitForExist({
+      timeout: 60000,
+      timeoutMsg: "no offline banner after the relay stopped",
+    });
+    const written = `Written offline about ${SENTINEL}`;
+    await send(a, written);
+    // What she just sent is in view, even though the search earlier jumped to an older message.
+    const inView = () =>
+      a.execute((text) => {
+        const list = document.querySelector('[data-testid="messages"]')?.getBoundingClientRect();
+        const shown = [...document.querySelectorAll('[data-testid="message-text"]')].find((e) => e.textContent === text);
+        const box = shown?.getBoundingClientRect();
+        return Boolean(list && box && box.top >= list.top && box.bottom <= list.bottom);
+      }, written);
+    await a.waitUntil(inView, { timeout: 10000, timeoutMsg: "the message just sent is not in view" });
+    await a.$('[data-testid="retry-message"]').waitForExist({ timeout: 30000 });
+    assert.equal(await a.$('[data-testid="outbox-count"]').getText(), "1");
+    await shoot(a, "offline.png");
+    relay = await startRelay(47443, { dataDir: relay.dataDir });
+    await waitForText(b, written);
+    await a.$('[data-testid="connection-banner"]').waitForExist({
+      reverse: true,
+      timeout: 60000,
+      timeoutMsg: "the offline banner stayed after the relay came back",
+    });
+
     // Bob was not looking at the conversation when Alice's message came: he was notified, and
     // the notification said nothing but "New secure message".
     await sleep(500);
@@ -272,7 +301,7 @@ test("two clinicians enroll, chat both ways, verify each other, search; no PHI l
     await b?.deleteSession().catch(() => {});
     aliceDriver.stop();
     bobDriver.stop();
-    relay.stop();
+    await relay.stop();
   }
   // The sentinel is nowhere in clear: not in either profile (SQLCipher history, attachments),
   // the webviews' data and cache folders, nor the relay's database.

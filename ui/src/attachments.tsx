@@ -100,6 +100,17 @@ export function viewerFor(mediaType: string | null | undefined, name: string): V
   return null;
 }
 
+/**
+ * A word, not an emoji, says what kind of file it is: ward PCs often have no emoji font, and a
+ * screen reader reads the word.
+ */
+const FILE_KIND_LABELS: Record<NonNullable<ViewerKind> | "file", string> = {
+  image: "Image",
+  pdf: "PDF",
+  ecg: "ECG",
+  file: "File",
+};
+
 /** The attachment part of a message bubble: its name and size, Open and Save as…. */
 export function AttachmentBody({ message, onOpen }: { message: MessageView; onOpen: () => void }) {
   const [confirming, setConfirming] = useState(false);
@@ -109,7 +120,7 @@ export function AttachmentBody({ message, onOpen }: { message: MessageView; onOp
   return (
     <div className="body attachment" data-testid="attachment">
       <p>
-        <span aria-hidden="true">📎 </span>
+        <span className="file-kind">{FILE_KIND_LABELS[kind ?? "file"]}</span>{" "}
         <span data-testid="attachment-name">{message.text}</span>
         {message.size !== null && message.size !== undefined && <span className="detail"> ({formatSize(message.size)})</span>}
       </p>

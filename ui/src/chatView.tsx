@@ -227,15 +227,26 @@ function MessageList({
     previous.current = { firstKey, size };
   }, [rows, virtualizer]);
 
-  // New messages keep the view at the bottom unless the clinician scrolled up to read.
+  // A search result is scrolled to once; later changes must not pull the view back to it.
+  const shownHighlight = useRef<string | null>(null);
+  const lastKey = useRef<string | undefined>(undefined);
+
+  // New messages keep the view at the bottom unless the clinician scrolled up to read; a message
+  // the clinician just sent always brings the view down to it.
   useLayoutEffect(() => {
-    if (highlight) {
+    if (!highlight) shownHighlight.current = null;
+    if (highlight && highlight !== shownHighlight.current) {
       const index = rows.findIndex((row) => row.kind === "message" && row.message.clientId === highlight);
       if (index >= 0) {
+        shownHighlight.current = highlight;
+        stickToBottom.current = false;
         virtualizer.scrollToIndex(index, { align: "center" });
         return;
       }
     }
+    const last = rows[rows.length - 1];
+    if (last?.kind === "message" && last.key !== lastKey.current && last.message.mine) stickToBottom.current = true;
+    lastKey.current = last?.key;
     if (stickToBottom.current && rows.length > 0) virtualizer.scrollToIndex(rows.length - 1, { align: "end" });
   }, [rows, highlight, virtualizer]);
 
