@@ -1,6 +1,7 @@
 // Two real app instances, each with its own keychain, D-Bus session and notification daemon,
 // enroll with a real relay process, chat both ways, compare safety numbers and search. The
 // messages carry a sentinel that must never reach a notification or any file in clear.
+import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -137,7 +138,8 @@ test("two clinicians enroll, chat both ways, verify each other, search; no PHI l
     await send(a, first);
     await waitForText(a, first);
 
-    // Bob's list shows the conversation with one unread message; he opens it and replies.
+    // Bob's list shows the conversation with one unread message. He was notified too; clicking
+    // the notification (dunst's default action) opens the conversation, and he replies.
     const bobItem = b.$('[data-testid="chat-item"]');
     await bobItem.waitForExist({ timeout: 30000 });
     await b.waitUntil(async () => (await bobItem.getAttribute("data-unread")) === "1", {
@@ -145,7 +147,19 @@ test("two clinicians enroll, chat both ways, verify each other, search; no PHI l
       timeoutMsg: "Bob's conversation did not show 1 unread",
     });
     await shoot(b, "conversation-list.png");
-    await bobItem.click();
+    const dunstctl = (...args) =>
+      execFileSync("dunstctl", args, { env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: bobDriver.busAddress } })
+        .toString()
+        .trim();
+    await b.waitUntil(async () => Number(dunstctl("count", "displayed")) > 0, {
+      timeout: 15000,
+      timeoutMsg: "Bob's notification is not on screen",
+    });
+    dunstctl("action", "0");
+    await b.$('[data-testid="chat-item"].selected').waitForExist({
+      timeout: 15000,
+      timeoutMsg: "clicking the notification did not open the conversation",
+    });
     await waitForText(b, first);
     await b.waitUntil(async () => (await bobItem.getAttribute("data-unread")) === "0", { timeout: 15000 });
     const reply = `Reviewed ${SENTINEL}, repeat labs at 14:00`;
