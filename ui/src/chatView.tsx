@@ -66,8 +66,6 @@ export function ChatPane({
   const [dropping, setDropping] = useState(false);
   const [dropped, setDropped] = useState<File[]>([]);
 
-  // Another conversation starts again from its newest page.
-  useEffect(() => setLimit(PAGE), [chat.id]);
 
   useEffect(() => {
     let live = true;
@@ -234,6 +232,10 @@ function MessageList({
   // New messages keep the view at the bottom unless the clinician scrolled up to read; a message
   // the clinician just sent always brings the view down to it.
   useLayoutEffect(() => {
+    const last = rows[rows.length - 1];
+    const sentJustNow =
+      last?.kind === "message" && last.message.mine && lastKey.current !== undefined && last.key !== lastKey.current;
+    lastKey.current = last?.key;
     if (!highlight) shownHighlight.current = null;
     if (highlight && highlight !== shownHighlight.current) {
       const index = rows.findIndex((row) => row.kind === "message" && row.message.clientId === highlight);
@@ -244,9 +246,7 @@ function MessageList({
         return;
       }
     }
-    const last = rows[rows.length - 1];
-    if (last?.kind === "message" && last.key !== lastKey.current && last.message.mine) stickToBottom.current = true;
-    lastKey.current = last?.key;
+    if (sentJustNow) stickToBottom.current = true;
     if (stickToBottom.current && rows.length > 0) virtualizer.scrollToIndex(rows.length - 1, { align: "end" });
   }, [rows, highlight, virtualizer]);
 

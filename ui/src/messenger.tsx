@@ -140,6 +140,9 @@ export function Messenger({
         )}
         {chat ? (
           <ChatPane
+            // A fresh pane per conversation: a draft, an edit or a scroll position never carries
+            // over to another conversation, where it could be sent to the wrong team.
+            key={chat.id}
             chat={chat}
             contacts={contacts}
             revision={revision}
