@@ -190,8 +190,10 @@ export function notificationLog(home) {
   return join(home.root, "notify-calls.log");
 }
 
-/** A real relay process on loopback with its embedded SQLite in a fresh folder. */
-/** A relay on loopback; `dataDir` restarts one that was stopped, with everything it held. */
+/**
+ * A real relay process on loopback with its embedded SQLite in a fresh folder, or in `dataDir` to
+ * restart one that was stopped, with everything it held.
+ */
 export async function startRelay(port, { dataDir = mkdtempSync(join(tmpdir(), "ward-e2e-relay-")) } = {}) {
   const relay = process.env.WARD_RELAY ?? join(repoRoot, "target/debug/ward-relay");
   const log = openSync(join(artifacts, `relay-${port}.log`), "w");

@@ -66,7 +66,6 @@ export function ChatPane({
   const [dropping, setDropping] = useState(false);
   const [dropped, setDropped] = useState<File[]>([]);
 
-
   useEffect(() => {
     let live = true;
     void commands.chatMessages(chat.id, limit, highlight).then((result) => {
